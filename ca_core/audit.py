@@ -1,0 +1,143 @@
+"""Append-only, hash-chained audit log.
+
+Every entry's hash is SHA-256 over the previous entry's hash and a canonical JSON of the
+entry (its sequence number included), so editing, removing or reordering any stored row
+breaks the chain at that row. `verify_chain` walks the log and names the first bad row.
+
+Entries are appended inside the same database transaction as the change they record
+(store/database.py), so the log and the data cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+class Action:
+    """Audit action names. Certificate lifecycle ones also feed the certificate-events API."""
+
+    CA_CREATED = "ca.created"
+    CA_CSR_EXPORTED = "ca.csr_exported"
+    CA_CERT_IMPORTED = "ca.cert_imported"
+    CA_DELETED = "ca.deleted"
+    CA_SERVICES_CHANGED = "ca.services_changed"
+    CERT_ISSUED = "certificate.issued"
+    CERT_REFUSED = "certificate.refused"
+    CERT_REVOKED = "certificate.revoked"
+    CERT_HELD = "certificate.held"
+    CERT_UNHELD = "certificate.unheld"
+    CERT_EXPIRED = "certificate.expired"
+
+    CERTIFICATE_EVENTS = (CERT_ISSUED, CERT_REVOKED, CERT_HELD, CERT_UNHELD, CERT_EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An entry before it is chained (no sequence number or hash yet)."""
+
+    at: dt.datetime
+    action: str
+    actor: str
+    ca_id: str | None = None
+    serial: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedEntry:
+    seq: int
+    at: dt.datetime
+    action: str
+    actor: str
+    ca_id: str | None
+    serial: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _timestamp(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    at: dt.datetime,
+    action: str,
+    actor: str,
+    ca_id: str | None,
+    serial: str | None,
+    detail: dict[str, Any],
+) -> str:
+    body = json.dumps(
+        [seq, _timestamp(at), action, actor, ca_id, serial, detail],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+
+
+def chain(entries: Iterable[AuditEntry], last_seq: int, last_hash: str) -> list[ChainedEntry]:
+    """Give each entry its sequence number and hash, continuing from the log's head."""
+    out: list[ChainedEntry] = []
+    seq, prev = last_seq, last_hash
+    for e in entries:
+        seq += 1
+        # Round-trip detail through JSON so the hash covers exactly what the database keeps.
+        detail = json.loads(json.dumps(e.detail, default=str))
+        h = entry_hash(prev, seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail)
+        out.append(ChainedEntry(seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail, prev, h))
+        prev = h
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"audit entry {self.seq}: {self.problem}"
+
+
+def verify_chain(
+    rows: Iterable[ChainedEntry], head_seq: int | None = None, head_hash: str | None = None
+) -> list[ChainProblem]:
+    """Check the stored log; returns the problems found (empty when intact).
+
+    An edited row fails its own hash; a removed row leaves a gap in the sequence; a
+    reordered row's prev_hash no longer matches its predecessor. The head row catches a
+    removal at the end of the log.
+    """
+    problems: list[ChainProblem] = []
+    expected_seq, prev = 1, GENESIS_HASH
+    last_seq, last_hash = 0, GENESIS_HASH
+    for row in rows:
+        if row.seq != expected_seq:
+            problems.append(ChainProblem(row.seq, f"sequence gap: expected {expected_seq} (removed?)"))
+        if row.prev_hash != prev:
+            problems.append(ChainProblem(row.seq, "does not follow its predecessor (reordered or removed)"))
+        recomputed = entry_hash(
+            row.prev_hash, row.seq, row.at, row.action, row.actor, row.ca_id, row.serial, row.detail
+        )
+        if recomputed != row.hash:
+            problems.append(ChainProblem(row.seq, "content does not match its hash (edited)"))
+        expected_seq, prev = row.seq + 1, row.hash
+        last_seq, last_hash = row.seq, row.hash
+    if head_seq is not None and (head_seq != last_seq or head_hash != last_hash):
+        problems.append(
+            ChainProblem(last_seq, f"log ends at {last_seq} but its head records {head_seq} (truncated?)")
+        )
+    return problems

@@ -1,0 +1,75 @@
+"""Services: the frozen bundle of CA-core services the gateway builds and passes around.
+
+Nothing here is global: the gateway (or a test) calls `open_services` and closes what it
+opened. Protocol front-ends receive this bundle and call only its public services.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ca_core.authority import Authority
+from ca_core.clock import Clock, RandomBytes, SystemClock, system_random
+from ca_core.credentials import CredentialService
+from ca_core.issuance import IssuanceService, RateLimits
+from ca_core.keys import KeyStore
+from ca_core.profiles import Catalogue, load_catalogue
+from ca_core.store import Store, migrate
+from ca_core.x509.extensions import PublicationUrls
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+    keys: KeyStore
+    catalogue: Catalogue
+    authority: Authority
+    issuance: IssuanceService
+    clock: Clock
+    random_bytes: RandomBytes
+    urls: PublicationUrls
+    executor: Executor
+    credentials: CredentialService
+
+    async def close(self) -> None:
+        await self.store.close()
+        self.keys.close()
+        if isinstance(self.executor, ThreadPoolExecutor):
+            self.executor.shutdown(wait=True)
+
+
+async def open_services(
+    database_url: str,
+    keys: KeyStore,
+    public_base_url: str,
+    clock: Clock | None = None,
+    random_bytes: RandomBytes | None = None,
+    rate_limits: RateLimits | None = None,
+    run_migrations: bool = True,
+    executor_threads: int = 4,
+    catalogue: Catalogue | None = None,
+) -> Services:
+    if run_migrations:
+        await migrate(database_url)
+    store = Store.open(database_url)
+    clock = clock or SystemClock()
+    random_bytes = random_bytes or system_random
+    catalogue = catalogue or load_catalogue()
+    urls = PublicationUrls(public_base_url)
+    executor = ThreadPoolExecutor(max_workers=executor_threads, thread_name_prefix="ceg-sign")
+    authority = Authority(store, keys, catalogue, clock, random_bytes, urls, executor)
+    issuance = IssuanceService(store, authority, catalogue, clock, random_bytes, urls, executor, rate_limits)
+    credentials = CredentialService(store, clock, random_bytes)
+    return Services(
+        store,
+        keys,
+        catalogue,
+        authority,
+        issuance,
+        clock,
+        random_bytes,
+        urls,
+        executor,
+        credentials,
+    )

@@ -1,0 +1,155 @@
+"""Generic keyed documents for protocol state (ARCHITECTURE.md section 4).
+
+A protocol picks a namespace ("acme-order", "scep-tx", ...) and owns the JSON schema of
+its documents; ca_core knows no protocol names. `put` with `expected_version` is a
+compare-and-set, so two workers (or replicas) updating one document cannot both win.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ca_core.errors import Conflict
+from ca_core.model import utc
+from ca_core.store import tables as t
+from ca_core.store.database import Database, UnitOfWork
+
+_T = t.state_documents
+
+
+@dataclass(frozen=True, slots=True)
+class StateDocument:
+    namespace: str
+    key: str
+    document: dict[str, Any]
+    version: int
+    lookup: str | None
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def _doc(row: Any) -> StateDocument:
+    m = row._mapping
+    return StateDocument(
+        namespace=m["namespace"],
+        key=m["key"],
+        document=dict(m["document"]),
+        version=int(m["version"]),
+        lookup=m["lookup"],
+        expires_at=utc(m["expires_at"]) if m["expires_at"] else None,
+        created_at=utc(m["created_at"]),
+        updated_at=utc(m["updated_at"]),
+    )
+
+
+class StateStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, namespace: str, key: str, now: dt.datetime | None = None) -> StateDocument | None:
+        """The document, or None if absent or (when `now` is given) expired."""
+        query = select(_T).where(_T.c.namespace == namespace, _T.c.key == key)
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        doc = _doc(row)
+        if now is not None and doc.expires_at is not None and doc.expires_at <= now:
+            return None
+        return doc
+
+    async def find(self, namespace: str, lookup: str, limit: int = 100) -> list[StateDocument]:
+        query = (
+            select(_T)
+            .where(_T.c.namespace == namespace, _T.c.lookup == lookup)
+            .order_by(_T.c.created_at)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [_doc(r) for r in (await conn.execute(query)).all()]
+
+    async def create(
+        self,
+        namespace: str,
+        key: str,
+        document: dict[str, Any],
+        now: dt.datetime,
+        lookup: str | None = None,
+        expires_at: dt.datetime | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> StateDocument:
+        """Insert a new document; Conflict if the key exists."""
+        row = {
+            "namespace": namespace,
+            "key": key,
+            "lookup": lookup,
+            "document": document,
+            "version": 1,
+            "expires_at": expires_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            if uow is not None:
+                await uow.conn.execute(insert(_T), [row])
+            else:
+                async with self._db.transaction() as tx:
+                    await tx.conn.execute(insert(_T), [row])
+        except IntegrityError:
+            raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
+        return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
+
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        document: dict[str, Any],
+        now: dt.datetime,
+        expected_version: int,
+        lookup: str | None = None,
+        expires_at: dt.datetime | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> StateDocument:
+        """Replace a document if it is still at `expected_version` (compare-and-set)."""
+        stmt = (
+            update(_T)
+            .where(_T.c.namespace == namespace, _T.c.key == key, _T.c.version == expected_version)
+            .values(
+                document=document,
+                version=expected_version + 1,
+                lookup=lookup,
+                expires_at=expires_at,
+                updated_at=now,
+            )
+        )
+        if uow is not None:
+            result = await uow.conn.execute(stmt)
+        else:
+            async with self._db.transaction() as tx:
+                result = await tx.conn.execute(stmt)
+        if result.rowcount != 1:
+            raise Conflict(f"{namespace}/{key} changed concurrently", namespace=namespace, key=key)
+        return StateDocument(namespace, key, document, expected_version + 1, lookup, expires_at, now, now)
+
+    async def delete(self, namespace: str, key: str, uow: UnitOfWork | None = None) -> bool:
+        stmt = delete(_T).where(_T.c.namespace == namespace, _T.c.key == key)
+        if uow is not None:
+            result = await uow.conn.execute(stmt)
+        else:
+            async with self._db.transaction() as tx:
+                result = await tx.conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def purge_expired(self, now: dt.datetime, namespace: str | None = None) -> int:
+        stmt = delete(_T).where(_T.c.expires_at.is_not(None), _T.c.expires_at <= now)
+        if namespace is not None:
+            stmt = stmt.where(_T.c.namespace == namespace)
+        async with self._db.transaction() as tx:
+            result = await tx.conn.execute(stmt)
+        return int(result.rowcount or 0)
