@@ -9,12 +9,15 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ca_core.approvals import ApprovalService
 from ca_core.authority import Authority
 from ca_core.clock import Clock, RandomBytes, SystemClock, system_random
 from ca_core.credentials import CredentialService
 from ca_core.issuance import IssuanceService, RateLimits
 from ca_core.keys import KeyStore
 from ca_core.profiles import Catalogue, load_catalogue
+from ca_core.status.events import EventFeed
+from ca_core.status.revocation import RevocationService
 from ca_core.store import Store, migrate
 from ca_core.x509.extensions import PublicationUrls
 
@@ -31,6 +34,9 @@ class Services:
     urls: PublicationUrls
     executor: Executor
     credentials: CredentialService
+    revocation: RevocationService
+    events: EventFeed
+    approvals: ApprovalService
 
     async def close(self) -> None:
         await self.store.close()
@@ -60,16 +66,18 @@ async def open_services(
     executor = ThreadPoolExecutor(max_workers=executor_threads, thread_name_prefix="ceg-sign")
     authority = Authority(store, keys, catalogue, clock, random_bytes, urls, executor)
     issuance = IssuanceService(store, authority, catalogue, clock, random_bytes, urls, executor, rate_limits)
-    credentials = CredentialService(store, clock, random_bytes)
     return Services(
-        store,
-        keys,
-        catalogue,
-        authority,
-        issuance,
-        clock,
-        random_bytes,
-        urls,
-        executor,
-        credentials,
+        store=store,
+        keys=keys,
+        catalogue=catalogue,
+        authority=authority,
+        issuance=issuance,
+        clock=clock,
+        random_bytes=random_bytes,
+        urls=urls,
+        executor=executor,
+        credentials=CredentialService(store, clock, random_bytes),
+        revocation=RevocationService(store, clock),
+        events=EventFeed(store),
+        approvals=ApprovalService(store, issuance, clock, random_bytes),
     )

@@ -14,13 +14,14 @@ import pytest
 
 from ca_core.keys import KeyStore
 from ca_core.keys.file import FileKeyStore
-from ca_core.model import KeyAlgorithm, Service
 from ca_core.services import Services, open_services
+from tests.support.hierarchy import make_hierarchy
 from tests.support.postgres import PostgresServer, pg_bin
 from tests.support.softhsm import PIN, SoftHsmToken, softhsm_module
 from tests.support.tools import require_tool
 
 BASE_URL = "http://127.0.0.1:8080"
+pytest_plugins = ["tests.support.gateway"]
 
 
 @pytest.fixture(scope="session")
@@ -84,28 +85,6 @@ async def matrix_services(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
     svc = await open_services(url, keys, BASE_URL)
     yield svc
     await svc.close()
-
-
-async def make_hierarchy(
-    services: Services,
-    key: KeyAlgorithm = KeyAlgorithm.EC_P256,
-    root_id: str = "root",
-    issuing_id: str = "issuing",
-    ocsp: bool = True,
-) -> tuple[str, str]:
-    """A root and an issuing CA with every service enabled."""
-    await services.authority.create_root(
-        root_id, f"CN=Test Root {root_id},O=ceg tests", key, ocsp_enabled=ocsp
-    )
-    await services.authority.create_issuing(
-        issuing_id,
-        root_id,
-        f"CN=Test Issuing {issuing_id},O=ceg tests",
-        key,
-        services=[s.value for s in Service],
-        ocsp_enabled=ocsp,
-    )
-    return root_id, issuing_id
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Certificate status: revocation, hold/unhold, events (and CRL, OCSP)."""

@@ -23,9 +23,8 @@ from ca_core.model import Requester
 from ca_core.services import Services
 
 SERVICES = web.AppKey("ceg.services", Services)
-BINDING = "ceg.binding"
-CLIENT_CERT = "ceg.client_cert"
-REQUEST_ID = "ceg.request_id"
+CLIENT_CERT = web.RequestKey("ceg.client_cert", bytes | None)  # type: ignore[arg-type]
+REQUEST_ID = web.RequestKey("ceg.request_id", str)
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,9 @@ class Binding:
                 profile=requested,
             )
         return requested
+
+
+BINDING = web.RequestKey("ceg.binding", Binding)
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from ca_core.issuance import RateLimit, RateLimits
 from ca_core.model import IssuanceRequest, KeyAlgorithm, RequestedExtension, Requester
 from ca_core.services import Services
 from ca_core.x509.names import parse_san
-from tests.conftest import make_hierarchy
+from tests.support.hierarchy import make_hierarchy
 from tests.support.pki import make_csr, new_key, openssl_verify
 
 REQ = Requester("test", "tester")
