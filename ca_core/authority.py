@@ -30,10 +30,11 @@ from ca_core.audit import Action, AuditEntry
 from ca_core.clock import Clock, RandomBytes
 from ca_core.errors import BadRequest, Conflict, InvalidState, NotFound, PolicyViolation
 from ca_core.keys import KeyStore, Signer
-from ca_core.model import CaKind, CaState, KeyAlgorithm, Service, utc
+from ca_core.model import CaKind, CaState, CertificateRecord, CertStatus, KeyAlgorithm, Service, utc
 from ca_core.profiles import Catalogue
-from ca_core.store import Store
+from ca_core.store import Store, tables
 from ca_core.store.cas import CaRecord
+from ca_core.store.certificates import record_row
 from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certificate, sign_csr
 from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
 from ca_core.x509.names import parse_dn
@@ -586,6 +587,11 @@ class Authority:
                     not_after=final.not_after,
                     subject=final.subject,
                 )
+                if kind is CaKind.ISSUING and final.certificate is not None and parent_id is not None:
+                    # The root's own certificate register: its CRL and OCSP answer for it.
+                    uow.insert_later(
+                        tables.certificates, record_row(self._ca_certificate_record(final, parent_id, actor))
+                    )
                 uow.audit(
                     AuditEntry(
                         self._clock.now(),
@@ -608,14 +614,29 @@ class Authority:
                 await self._blocking(self._keys.destroy, signer.key_ref)
             from sqlalchemy import delete
 
-            from ca_core.store import tables
-
             async with self._store.db.transaction() as uow:
                 await uow.conn.execute(delete(tables.cas).where(tables.cas.c.id == ca_id))
             raise
         self._signers[signer.key_ref] = signer
         self.forget(ca_id)
         return await self.get(ca_id, fresh=True)
+
+    def _ca_certificate_record(self, final: CaRecord, parent_id: str, actor: str) -> CertificateRecord:
+        assert final.certificate is not None and final.not_before and final.not_after
+        cert = x509.load_der_x509_certificate(final.certificate)
+        return CertificateRecord(
+            serial=format(cert.serial_number, "x"),
+            ca=parent_id,
+            profile="basic-ca-subord",
+            subject=final.subject,
+            sans=(),
+            status=CertStatus.NORMAL,
+            not_before=final.not_before,
+            not_after=final.not_after,
+            der=final.certificate,
+            issued_at=self._clock.now(),
+            requester={"protocol": "ca", "principal": actor},
+        )
 
     async def _reserve(self, record: CaRecord) -> None:
         from sqlalchemy.exc import IntegrityError
