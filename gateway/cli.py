@@ -633,6 +633,28 @@ async def cmd_credential_revoke(args: argparse.Namespace) -> None:
     emit(args, {"revoked": args.id}, f"revoked credential {args.id}")
 
 
+# --- SCEP ---------------------------------------------------------------------------------------
+
+
+@command("scep challenge")
+async def cmd_scep_challenge(args: argparse.Namespace) -> None:
+    """A one-time challengePassword for a SCEP binding with dynamic challenges (NDES-like)."""
+    from protocols.scep import create_challenge
+
+    async def run(s: Services) -> Any:
+        issued = await create_challenge(s, args.ca, args.subject, args.ttl, _actor())
+        return {
+            "challenge": issued.challenge,
+            "id": issued.id,
+            "ca": issued.ca,
+            "subject": issued.subject,
+            "expires_at": issued.expires_at,
+        }
+
+    view = await _with_services(args, run)
+    emit(args, view, f"{view['challenge']}  (one use, until {view['expires_at']})")
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -791,6 +813,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true")
     p = cr.add_parser("revoke", parents=[common])
     p.add_argument("id")
+
+    sc = sub.add_parser("scep", help="SCEP front-end").add_subparsers(dest="action", required=True)
+    p = sc.add_parser("challenge", parents=[common], help="create a one-time challengePassword")
+    p.add_argument("--ca", required=True, help="issuing CA of the SCEP binding")
+    p.add_argument("--subject", help="RFC 4514 DN the CSR must carry (default: any)")
+    p.add_argument("--ttl", type=int, help="seconds the challenge stays valid (default: the binding's)")
 
     au = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
     au.add_parser("verify", parents=[common], help="check the hash chain")

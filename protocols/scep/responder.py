@@ -1,0 +1,475 @@
+"""SCEP operations over the CA core (RFC 8894 3.3, 4), without HTTP.
+
+`ScepResponder` answers GetCACaps, GetCACert, GetNextCACert and PKIOperation for a
+binding. A PKIOperation goes: read the pkiMessage (codec) -> verify its signature ->
+check signingTime and the message type -> decrypt the messageData with the RA key ->
+decide (core) -> issue, submit for approval, or look up -> CertRep signed by the RA
+and, on SUCCESS, encrypted to the requester's certificate (3.3.2).
+
+- PKCSReq: the binding's ChallengeVerifier decides; RenewalReq: the signing
+  certificate must be one this CA issued, in service (protocols/_shared/client_auth).
+- Replays: the transaction state (core.py) makes a repeated request return the
+  certificate already issued; its claim is written before anything is issued.
+- Refusals become FAILURE CertReps with a failInfo and an audit entry (IssuanceService
+  audits its own refusals, so those are not written twice).
+
+The Intune front-end reuses this class with its own protocol name (state namespaces,
+audit actor) and its own ChallengeVerifier factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca_core.approvals import ApprovalState
+from ca_core.audit import Action, AuditEntry
+from ca_core.authority import CertificateAuthority
+from ca_core.errors import CegError, Conflict, Forbidden, NotFound, Unauthorized
+from ca_core.model import CertificateRecord, Requester
+from ca_core.services import Services
+from ca_core.store import StateDocument
+from ca_core.x509.csr import parse_csr
+from protocols._shared import cms
+from protocols._shared.client_auth import issued_here
+from protocols._shared.web import Binding
+from protocols.scep import codec, core, translate
+from protocols.scep.challenge import (
+    ChallengeContext,
+    ChallengeVerifier,
+    RememberedSecrets,
+    VerifierFactory,
+    challenge_verifiers,
+)
+from protocols.scep.codec import MessageType, PkiMessage, PkiStatus
+from protocols.scep.core import ApprovalMode, Attempt, Outcome, ScepSettings, Step, Transaction
+from protocols.scep.crl import current_crl
+from protocols.scep.errors import FailInfo, ScepFailure
+from protocols.scep.ra import RaIdentity, RegistrationAuthority
+
+T = TypeVar("T")
+_ENROLMENT = (MessageType.PKCS_REQ.value, MessageType.RENEWAL_REQ.value)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What a CertRep will say, before it is encrypted and signed."""
+
+    status: PkiStatus
+    certificates: tuple[bytes, ...] = ()
+    crls: tuple[bytes, ...] = ()
+    fail_info: FailInfo | None = None
+    reason: str | None = None
+
+    @classmethod
+    def success(cls, certificates: Sequence[bytes] = (), crls: Sequence[bytes] = ()) -> _Answer:
+        return cls(PkiStatus.SUCCESS, tuple(certificates), tuple(crls))
+
+    @classmethod
+    def pending(cls) -> _Answer:
+        return cls(PkiStatus.PENDING)
+
+
+@dataclass
+class _Request:
+    """One PKIOperation being answered: what was learnt about it so far."""
+
+    binding: Binding
+    settings: ScepSettings
+    message: PkiMessage
+    requester: Requester
+    now: dt.datetime
+    recipient: bytes = b""  # the requester's certificate (DER), where SUCCESS is encrypted to
+    cipher: str = cms.AES_256_CBC
+    plaintext: bytes = b""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rollover_certificate(ca: CertificateAuthority) -> bytes | None:
+    """The CA's next certificate (RFC 8894 4.7), when its record names one.
+
+    The CA core has no rollover yet; this reads `next_certificate` (base64 DER) from the
+    CA record's settings, so GetNextCACert appears in GetCACaps exactly when one exists.
+    """
+    raw = ca.record.settings.get("next_certificate")
+    if not raw:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        return None
+
+
+class ScepResponder:
+    def __init__(
+        self,
+        services: Services,
+        protocol: str = "scep",
+        verifiers: VerifierFactory | None = None,
+    ) -> None:
+        self._services = services
+        self._protocol = protocol
+        self._ra = RegistrationAuthority(services, protocol)
+        self._verifiers = verifiers or challenge_verifiers(RememberedSecrets())
+        self._tx_namespace = f"{protocol}-tx"
+
+    @property
+    def registration_authority(self) -> RegistrationAuthority:
+        return self._ra
+
+    async def _blocking(self, blocking: bool, fn: Callable[..., T], *args: Any) -> T:
+        if not blocking:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._services.executor, fn, *args)
+
+    # --- the plain GET operations (RFC 8894 4.1, 4.2, 4.7) -----------------------------------
+
+    async def capabilities(self, binding: Binding) -> bytes:
+        ca = await self._services.authority.get(binding.ca)
+        settings = core.parse_settings(binding.settings)
+        return codec.capabilities_text(core.capabilities(settings, rollover_certificate(ca) is not None))
+
+    async def ca_certificates(self, binding: Binding) -> tuple[bytes, str]:
+        """GetCACert: the CA and the RA certificates together (clients encrypt to the RA
+        and many expect both), plus the chain to the root when the binding says so."""
+        settings = core.parse_settings(binding.settings)
+        ca = await self._services.authority.get(binding.ca)
+        identity = await self._ra.identity(binding.ca)
+        chain = list(ca.chain) if settings.include_root else [ca.der]
+        return codec.ca_certificates([*chain, identity.current.certificate])
+
+    async def next_ca_certificates(self, binding: Binding) -> bytes | None:
+        """GetNextCACert: the next CA certificate in a SignedData signed with the current CA
+        key, which links the new key to the old one (RFC 8894 4.7.1); None without one."""
+        ca = await self._services.authority.get(binding.ca)
+        following = rollover_certificate(ca)
+        if following is None:
+            return None
+        signer = ca.require_signer()
+        identity = await self._ra.identity(binding.ca)
+        content_signer = cms.key_signer(ca.der, signer.private_key(), signer.algorithm.signature_hash().name)
+        return await self._blocking(
+            signer.blocking,
+            cms.sign_signed,
+            content_signer,
+            None,
+            (),
+            [following, identity.current.certificate],
+        )
+
+    # --- PKIOperation (RFC 8894 3.3) ------------------------------------------------------------
+
+    async def pki_operation(self, binding: Binding, body: bytes, requester: Requester) -> bytes:
+        """The CertRep for a pkiMessage; MalformedMessage when `body` is not one."""
+        message = codec.decode_pki_message(body)
+        settings = core.parse_settings(binding.settings)
+        identity = await self._ra.identity(binding.ca)
+        request = _Request(binding, settings, message, requester, self._services.clock.now())
+        try:
+            answer = await self._operate(request, identity)
+        except ScepFailure as failure:
+            if not failure.audited:
+                await self._audit_refusal(request, failure)
+            answer = _Answer(PkiStatus.FAILURE, fail_info=failure.fail_info, reason=failure.reason)
+        return await self._cert_rep(request, identity, answer)
+
+    async def _operate(self, request: _Request, identity: RaIdentity) -> _Answer:
+        message, settings = request.message, request.settings
+        signer = codec.verify_pki_message(message)
+        core.check_signing_time(message.signing_time, request.now, settings.max_clock_skew_seconds)
+        if message.sender_nonce is None:
+            raise ScepFailure(FailInfo.BAD_REQUEST, "pkiMessage without senderNonce")
+        kinds = {
+            MessageType.CERT_POLL.value,
+            MessageType.GET_CERT.value,
+            MessageType.GET_CRL.value,
+            *_ENROLMENT,
+        }
+        if message.message_type not in kinds:
+            raise ScepFailure(FailInfo.BAD_REQUEST, f"messageType {message.message_type} is not supported")
+        core.check_reply_recipient(signer)
+        request.recipient = signer.public_bytes(Encoding.DER)
+        opened = await self._open(request, identity)
+        request.cipher = core.reply_cipher(opened.cipher)
+        request.plaintext = opened.plaintext
+        if message.message_type in _ENROLMENT:
+            return await self._enrol(request)
+        if message.message_type == MessageType.CERT_POLL.value:
+            return await self._poll(request)
+        return await self._lookup(request)
+
+    async def _open(self, request: _Request, identity: RaIdentity) -> cms.Opened:
+        accepted = core.accepted_ciphers(request.settings)
+        blocking = identity.current.signer.blocking
+        random_bytes = self._services.random_bytes
+        try:
+            return await self._blocking(
+                blocking,
+                codec.open_message_data,
+                request.message,
+                identity.recipients,
+                accepted,
+                random_bytes,
+            )
+        except ScepFailure as failure:
+            if failure.fail_info is not FailInfo.BAD_MESSAGE_CHECK:
+                raise
+            # Another worker may have renewed the RA since this one cached it: look once more.
+            fresh = await self._ra.identity(request.binding.ca, refresh=True)
+            if fresh.recipients == identity.recipients:
+                raise
+        return await self._blocking(
+            blocking, codec.open_message_data, request.message, fresh.recipients, accepted, random_bytes
+        )
+
+    async def _cert_rep(self, request: _Request, identity: RaIdentity, answer: _Answer) -> bytes:
+        message_data = None
+        if answer.status is PkiStatus.SUCCESS:
+            message_data = codec.seal_certificates(
+                answer.certificates,
+                request.recipient,
+                request.cipher,
+                self._services.random_bytes,
+                answer.crls,
+            )
+        reply = codec.CertRep(
+            transaction_id=request.message.transaction_id,
+            sender_nonce=self._services.random_bytes(codec.NONCE_BYTES),
+            recipient_nonce=request.message.sender_nonce,
+            status=answer.status,
+            fail_info=answer.fail_info,
+            fail_text=answer.reason,
+            message_data=message_data,
+        )
+        key = identity.current
+        content_signer = key.content_signer(core.reply_digest(request.message.digest_algorithm))
+        return await self._blocking(
+            key.signer.blocking, codec.encode_cert_rep, reply, content_signer, request.now
+        )
+
+    # --- enrolment: PKCSReq, RenewalReq (RFC 8894 3.3.1) -----------------------------------------
+
+    async def _enrol(self, request: _Request) -> _Answer:
+        message = request.message
+        renewal = message.message_type == MessageType.RENEWAL_REQ.value
+        if renewal and not request.settings.allow_renewal:
+            raise ScepFailure(FailInfo.BAD_REQUEST, "renewal is not enabled on this binding")
+        try:
+            parsed = parse_csr(request.plaintext)
+        except CegError as exc:
+            raise ScepFailure(FailInfo.BAD_REQUEST, exc.message) from None
+        fingerprint = core.request_fingerprint(
+            message.message_type, request.plaintext, request.recipient if renewal else None
+        )
+        key = core.transaction_key(request.binding.ca, message.transaction_id)
+        doc, transaction = await self._transaction(key, request.now)
+        decision = core.decide_enrolment(transaction, fingerprint, request.now)
+        if decision.step is Step.REFUSE_BUSY:
+            raise ScepFailure(
+                FailInfo.BAD_REQUEST, "another request under this transactionID is still being decided"
+            )
+        if decision.step is not Step.START:
+            return await self._resume(request, key, doc, transaction, decision)
+        try:
+            doc = await self._save(
+                key,
+                doc,
+                transaction.with_attempt(Attempt(fingerprint, Outcome.ISSUING, request.now)),
+                request.now,
+            )
+        except Conflict:
+            return _Answer.pending()  # a twin request is being handled right now; the client polls
+        verified: tuple[ChallengeVerifier, ChallengeContext] | None = None
+        try:
+            binding = request.binding
+            if renewal:
+                old = await self._renewed_certificate(binding.ca, request.recipient)
+                core.check_renewal(x509.load_der_x509_certificate(old.der), parsed.csr)
+                profile_id = core.choose_profile(
+                    binding.allowed_profiles, binding.default_profile, None, old.profile
+                )
+                principal, renewal_of = f"certificate:{old.serial}", old.serial
+            else:
+                verifier = self._verifiers(self._services, request.settings)
+                context = ChallengeContext(
+                    self._protocol,
+                    binding.ca,
+                    message.transaction_id,
+                    parsed.challenge_password(),
+                    parsed.csr,
+                )
+                principal = await verifier.verify(context)
+                verified = (verifier, context)
+                profile_id = core.choose_profile(
+                    binding.allowed_profiles, binding.default_profile, translate.template_name(parsed.csr)
+                )
+                renewal_of = None
+            issuance_request = translate.to_issuance_request(
+                binding.ca,
+                self._services.catalogue[profile_id],
+                parsed,
+                replace(request.requester, principal=principal),
+                renewal_of,
+            )
+            if request.settings.approval is ApprovalMode.MANUAL:
+                pending = await self._services.approvals.submit(issuance_request)
+                attempt = Attempt(fingerprint, Outcome.PENDING, request.now, approval_id=pending.id)
+                await self._save(key, doc, transaction.with_attempt(attempt), request.now)
+                return _Answer.pending()
+            try:
+                issued = await self._services.issuance.issue(issuance_request)
+            except CegError as exc:
+                raise translate.failure_of(exc, audited=True) from None
+            attempt = Attempt(fingerprint, Outcome.ISSUED, request.now, serial=issued.serial_hex)
+            await self._save(key, doc, transaction.with_attempt(attempt), request.now)
+        except (ScepFailure, CegError) as exc:
+            failure = exc if isinstance(exc, ScepFailure) else translate.failure_of(exc, audited=False)
+            await self._release(key, fingerprint, request.now)
+            if verified is not None:
+                await verified[0].report_failed(verified[1], failure.reason)
+            raise failure from None
+        if verified is not None:
+            await verified[0].report_issued(verified[1], issued.der)
+        return _Answer.success([issued.der])
+
+    async def _renewed_certificate(self, ca: str, signer_der: bytes) -> CertificateRecord:
+        try:
+            return await issued_here(self._services, ca, signer_der)
+        except Unauthorized as exc:
+            raise ScepFailure(
+                FailInfo.BAD_CERT_ID, f"RenewalReq not signed by a certificate of this CA: {exc}"
+            ) from None
+        except Forbidden as exc:
+            raise ScepFailure(
+                FailInfo.BAD_REQUEST, f"RenewalReq signed by a certificate out of service: {exc}"
+            ) from None
+
+    async def _poll(self, request: _Request) -> _Answer:
+        """CertPoll (GetCertInitial, RFC 8894 3.3.3): the transactionID names the enrolment."""
+        codec.decode_issuer_and_subject(request.plaintext)
+        key = core.transaction_key(request.binding.ca, request.message.transaction_id)
+        doc, transaction = await self._transaction(key, request.now)
+        decision = core.decide_poll(transaction, request.now)
+        return await self._resume(request, key, doc, transaction, decision)
+
+    async def _resume(
+        self,
+        request: _Request,
+        key: str,
+        doc: StateDocument | None,
+        transaction: Transaction,
+        decision: core.Decision,
+    ) -> _Answer:
+        attempt = decision.attempt
+        assert attempt is not None
+        if decision.step is Step.REPLAY_ISSUED:
+            assert attempt.serial is not None
+            return _Answer.success([await self._certificate(request.binding.ca, attempt.serial)])
+        if decision.step is Step.WAIT:
+            return _Answer.pending()
+        assert attempt.approval_id is not None
+        try:
+            pending = await self._services.approvals.get(attempt.approval_id)
+        except NotFound:
+            raise ScepFailure(FailInfo.BAD_CERT_ID, "the pending request no longer exists") from None
+        if pending.state is ApprovalState.PENDING:
+            return _Answer.pending()
+        if pending.state is ApprovalState.REJECTED:
+            reason = pending.reason or "rejected by an officer"
+            done = replace(attempt, outcome=Outcome.REJECTED, reason=reason, updated_at=request.now)
+            await self._save_quietly(key, doc, transaction.with_attempt(done), request.now)
+            raise ScepFailure(FailInfo.BAD_REQUEST, reason, audited=True)  # the officer's decision is audited
+        assert pending.serial is not None
+        done = replace(attempt, outcome=Outcome.ISSUED, serial=pending.serial, updated_at=request.now)
+        await self._save_quietly(key, doc, transaction.with_attempt(done), request.now)
+        return _Answer.success([await self._certificate(request.binding.ca, pending.serial)])
+
+    async def _certificate(self, ca: str, serial: str) -> bytes:
+        record = await self._services.store.certificates.get(serial, ca=ca)
+        if record is None:
+            raise ScepFailure(FailInfo.BAD_CERT_ID, f"certificate {serial} is not in the store")
+        return record.der
+
+    # --- GetCert, GetCRL (RFC 8894 3.3.4, 3.3.5) ---------------------------------------------------
+
+    async def _lookup(self, request: _Request) -> _Answer:
+        issuer, serial = codec.decode_issuer_and_serial(request.plaintext)
+        ca = await self._services.authority.get(request.binding.ca)
+        assert ca.certificate is not None
+        if not cms.names_equal(issuer, ca.certificate.subject.public_bytes()):
+            raise ScepFailure(FailInfo.BAD_CERT_ID, "the issuer named is not this CA")
+        if request.message.message_type == MessageType.GET_CRL.value:
+            return _Answer.success(crls=[await current_crl(self._services, ca.id)])
+        return _Answer.success([await self._certificate(ca.id, format(serial, "x"))])
+
+    # --- transaction state ------------------------------------------------------------------------
+
+    async def _transaction(self, key: str, now: dt.datetime) -> tuple[StateDocument | None, Transaction]:
+        doc = await self._services.store.state.get(self._tx_namespace, key)
+        if doc is None or (doc.expires_at is not None and doc.expires_at <= now):
+            return doc, Transaction()  # an expired row is overwritten, not read
+        return doc, Transaction.from_json(doc.document)
+
+    async def _save(
+        self, key: str, doc: StateDocument | None, transaction: Transaction, now: dt.datetime
+    ) -> StateDocument:
+        state, expires = self._services.store.state, now + core.TRANSACTION_TTL
+        if doc is None:
+            return await state.create(self._tx_namespace, key, transaction.to_json(), now, expires_at=expires)
+        return await state.put(
+            self._tx_namespace, key, transaction.to_json(), now, doc.version, expires_at=expires
+        )
+
+    async def _save_quietly(
+        self, key: str, doc: StateDocument | None, transaction: Transaction, now: dt.datetime
+    ) -> None:
+        """Record an officer's decision; losing a race here only means another worker did."""
+        try:
+            await self._save(key, doc, transaction, now)
+        except Conflict:
+            pass
+
+    async def _release(self, key: str, fingerprint: str, now: dt.datetime) -> None:
+        """Drop this request's claim after a refusal, so a corrected retry is heard afresh."""
+        for _ in range(3):
+            doc, transaction = await self._transaction(key, now)
+            if doc is None:
+                return
+            remaining = transaction.without(fingerprint)
+            try:
+                if remaining.attempts:
+                    await self._save(key, doc, remaining, now)
+                else:
+                    await self._services.store.state.delete(self._tx_namespace, key)
+                return
+            except Conflict:
+                continue
+
+    # --- audit -----------------------------------------------------------------------------------
+
+    async def _audit_refusal(self, request: _Request, failure: ScepFailure) -> None:
+        requester = request.requester
+        entry = AuditEntry(
+            request.now,
+            Action.CERT_REFUSED,
+            f"{self._protocol}:{requester.principal}",
+            request.binding.ca,
+            None,
+            {
+                "protocol": self._protocol,
+                "code": f"{self._protocol}.{failure.fail_info.label}",
+                "reason": failure.reason,
+                "transaction_id": request.message.transaction_id,
+                "message_type": request.message.message_type,
+                "remote_addr": requester.remote_addr,
+                "request_id": requester.request_id,
+            },
+        )
+        await self._services.store.db.insert_batched([], [entry])
