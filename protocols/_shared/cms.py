@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms, core, parser
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -93,7 +94,7 @@ def certs_only(certificates: Sequence[bytes], crls: Sequence[bytes] = ()) -> byt
         "signer_infos": [],
     }
     if crls:
-        fields["crls"] = [asn1_x509.CertificateList.load(der) for der in crls]
+        fields["crls"] = [asn1_crl.CertificateList.load(der) for der in crls]
     signed = cms.SignedData(fields)
     return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
 
@@ -439,6 +440,34 @@ def _matches(rid: cms.RecipientIdentifier, cert: asn1_x509.Certificate) -> bool:
     return bool(rid.name == "subject_key_identifier" and rid.chosen.native == cert.key_identifier)
 
 
+def _octet_chunks(data: bytes, depth: int = 0) -> bytes:
+    """The octets of a BER constructed OCTET STRING's contents: its chunks, joined."""
+    out, pos = [], 0
+    while pos < len(data):
+        cls, method, tag, header, contents, trailer = parser.parse(data[pos:])
+        if (cls, tag) != (0, 4) or depth > 8:
+            raise ValueError("a constructed OCTET STRING holds something else")
+        out.append(contents if method == 0 else _octet_chunks(contents, depth + 1))
+        pos += len(header) + len(contents) + len(trailer)
+    return b"".join(out)
+
+
+def _encrypted_octets(encrypted: cms.EncryptedContentInfo) -> bytes | None:
+    try:
+        value = encrypted["encrypted_content"].native
+    except ValueError:
+        # Go's pkcs7 (scepclient) sends [0] as a constructed string of OCTET STRING
+        # chunks, which BER allows and asn1crypto refuses for an implicit tag.
+        contents, pos = bytes(encrypted.contents), 0
+        while pos < len(contents):
+            cls, method, tag, header, inner, trailer = parser.parse(contents[pos:])
+            if (cls, tag, method) == (2, 0, 1):
+                return _octet_chunks(inner)
+            pos += len(header) + len(inner) + len(trailer)
+        return None
+    return value if isinstance(value, bytes) else None
+
+
 def open_enveloped(
     der: bytes,
     recipients: Sequence[KeyTransportRecipient],
@@ -463,7 +492,7 @@ def open_enveloped(
                 CmsProblem.UNSUPPORTED_ALGORITHM, f"content encryption {cipher_name} is not accepted"
             )
         iv = bytes(algorithm.encryption_iv)
-        ciphertext = encrypted["encrypted_content"].native
+        ciphertext = _encrypted_octets(encrypted)
         if not isinstance(ciphertext, bytes):
             raise CmsError(CmsProblem.MALFORMED, "EnvelopedData has no encrypted content")
         chosen: tuple[KeyTransportRecipient, bytes] | None = None
