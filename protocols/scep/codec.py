@@ -227,11 +227,14 @@ def seal_certificates(
     cipher: str,
     random_bytes: cms.RandomBytes,
     crls: Sequence[bytes] = (),
+    recipient_key: object = None,
 ) -> bytes:
     """A SUCCESS reply's messageData: a certs-only SignedData (the issued certificate, or
     a CRL for GetCRL) enveloped for the requester's certificate (RFC 8894 3.3.2)."""
     try:
-        return cms.seal_enveloped(cms.certs_only(certificates, crls), recipient, cipher, random_bytes)
+        return cms.seal_enveloped(
+            cms.certs_only(certificates, crls), recipient, cipher, random_bytes, recipient_key=recipient_key
+        )
     except cms.CmsError as exc:
         raise ScepFailure(FailInfo.BAD_ALG, exc.message) from None
 

@@ -4,12 +4,13 @@ are accepted and answered with, the transaction state machine, renewal rules.
 Rules of this module:
 - Nothing here reads the clock, draws random bytes or touches the store; `now` and
   stored documents come in, decisions and new documents go out (responder.py does I/O).
-- A transaction is keyed by (CA, transactionID) and remembers its last few attempts,
-  each identified by a fingerprint of the request (message type, CSR, and for a
-  RenewalReq the signing certificate). The same request again gets the same answer
-  (the same certificate, never a second one); a different request under the same
-  transactionID starts a new attempt, unless one is still waiting for an officer or
-  being issued (RFC 8894 3.2.1.1: one transactionID per enrolment).
+- A transaction is keyed by (CA, transactionID) and remembers its attempts, each
+  identified by a fingerprint of the request (message type, CSR, and for a RenewalReq
+  the signing certificate). The same request again gets the same answer (the same
+  certificate, never a second one); a different request under the same transactionID
+  starts a new attempt, unless one is still waiting for an officer or being issued
+  (RFC 8894 3.2.1.1: one transactionID per enrolment). A refused request may be sent
+  again (a corrected challenge, say) and is then heard afresh.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ DEFAULT_PROFILE = "scep-signature-key-encipherment"
 
 TRANSACTION_TTL = dt.timedelta(days=90)
 ISSUING_STALE_AFTER = dt.timedelta(minutes=2)  # a claim older than this was abandoned
-ATTEMPTS_KEPT = 8
 MAX_CHALLENGE_TTL = 30 * 24 * 3600
 
 
@@ -179,10 +179,10 @@ def check_signing_time(signing_time: dt.datetime | None, now: dt.datetime, skew_
         raise ScepFailure(FailInfo.BAD_TIME, f"signingTime {signing_time.isoformat()} is too far from now")
 
 
-def check_reply_recipient(signer: x509.Certificate) -> None:
+def check_reply_recipient(public_key: object) -> None:
     """The reply is encrypted to the requester's key by RSA key transport; refuse up front
     (before anything is issued) when that key cannot receive it."""
-    if not isinstance(signer.public_key(), rsa.RSAPublicKey):
+    if not isinstance(public_key, rsa.RSAPublicKey):
         raise ScepFailure(
             FailInfo.BAD_ALG, "the requester's key is not RSA: a CertRep cannot be encrypted to it"
         )
@@ -195,7 +195,8 @@ class Outcome(StrEnum):
     ISSUING = "issuing"  # claimed by a worker that is issuing right now
     ISSUED = "issued"
     PENDING = "pending"  # waiting for an officer (approval id kept)
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # by an officer
+    REFUSED = "refused"  # by the gateway (challenge, policy, ...): failInfo kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,7 @@ class Attempt:
     serial: str | None = None
     approval_id: str | None = None
     reason: str | None = None
+    fail_info: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,6 +217,7 @@ class Attempt:
             "serial": self.serial,
             "approval_id": self.approval_id,
             "reason": self.reason,
+            "fail_info": self.fail_info,
         }
 
     @classmethod
@@ -226,6 +229,7 @@ class Attempt:
             serial=data.get("serial"),
             approval_id=data.get("approval_id"),
             reason=data.get("reason"),
+            fail_info=data.get("fail_info"),
         )
 
 
@@ -254,10 +258,7 @@ class Transaction:
     def with_attempt(self, attempt: Attempt) -> Transaction:
         """Record `attempt`, replacing an earlier one for the same request."""
         others = tuple(a for a in self.attempts if a.fingerprint != attempt.fingerprint)
-        return Transaction((*others, attempt)[-ATTEMPTS_KEPT:])
-
-    def without(self, fingerprint: str) -> Transaction:
-        return Transaction(tuple(a for a in self.attempts if a.fingerprint != fingerprint))
+        return Transaction((*others, attempt))
 
 
 class Step(StrEnum):
@@ -290,7 +291,7 @@ def decide_enrolment(transaction: Transaction, fingerprint: str, now: dt.datetim
             return Decision(Step.POLL_APPROVAL, same)
         if _open(same, now):
             return Decision(Step.WAIT, same)
-        # rejected earlier, or an abandoned claim: evaluate afresh
+        # refused or rejected earlier, or an abandoned claim: evaluate afresh
     for other in transaction.attempts:
         if other.fingerprint != fingerprint and _open(other, now):
             return Decision(Step.REFUSE_BUSY, other)
@@ -306,8 +307,10 @@ def decide_poll(transaction: Transaction, now: dt.datetime) -> Decision:
         return Decision(Step.REPLAY_ISSUED, latest)
     if latest.outcome is Outcome.PENDING:
         return Decision(Step.POLL_APPROVAL, latest)
-    if latest.outcome is Outcome.REJECTED:
-        raise ScepFailure(FailInfo.BAD_REQUEST, latest.reason or "the request was rejected")
+    if latest.outcome in (Outcome.REJECTED, Outcome.REFUSED):
+        # already audited when it was decided
+        fail_info = FailInfo(latest.fail_info) if latest.fail_info else FailInfo.BAD_REQUEST
+        raise ScepFailure(fail_info, latest.reason or "the request was refused", audited=True)
     if _open(latest, now):
         return Decision(Step.WAIT, latest)
     raise ScepFailure(FailInfo.BAD_CERT_ID, "the enrolment of this transactionID did not complete")

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -35,7 +36,6 @@ from ca_core.authority import CertificateAuthority
 from ca_core.errors import CegError, Conflict, Forbidden, NotFound, Unauthorized
 from ca_core.model import CertificateRecord, Requester
 from ca_core.services import Services
-from ca_core.store import StateDocument
 from ca_core.x509.csr import parse_csr
 from protocols._shared import cms
 from protocols._shared.client_auth import issued_here
@@ -49,12 +49,16 @@ from protocols.scep.challenge import (
     challenge_verifiers,
 )
 from protocols.scep.codec import MessageType, PkiMessage, PkiStatus
-from protocols.scep.core import ApprovalMode, Attempt, Outcome, ScepSettings, Step, Transaction
+from protocols.scep.core import ApprovalMode, Attempt, Outcome, ScepSettings, Step
 from protocols.scep.crl import current_crl
 from protocols.scep.errors import FailInfo, ScepFailure
 from protocols.scep.ra import RaIdentity, RegistrationAuthority
+from protocols.scep.transactions import LoadedTransaction, TransactionStore
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+log = logging.getLogger(__name__)
 _ENROLMENT = (MessageType.PKCS_REQ.value, MessageType.RENEWAL_REQ.value)
 
 
@@ -88,8 +92,12 @@ class _Request:
     now: dt.datetime
     recipient: bytes = b""  # the requester's certificate (DER), where SUCCESS is encrypted to
     cipher: str = cms.AES_256_CBC
+    recipient_key: Any = None  # the requester's public key, parsed once
     plaintext: bytes = b""
-    extra: dict[str, Any] = field(default_factory=dict)
+    loaded: LoadedTransaction | None = None
+    # Writes started before the CertRep is signed and awaited before it is returned:
+    # the commit overlaps the RA's signature, and nothing is answered before it is stored.
+    writes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 def rollover_certificate(ca: CertificateAuthority) -> bytes | None:
@@ -107,6 +115,18 @@ def rollover_certificate(ca: CertificateAuthority) -> bytes | None:
         return None
 
 
+async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results; when either fails, the other is cancelled and the failure raised."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        return await one, await two
+    except BaseException:
+        for task in (one, two):
+            task.cancel()
+        await asyncio.gather(one, two, return_exceptions=True)
+        raise
+
+
 class ScepResponder:
     def __init__(
         self,
@@ -118,7 +138,7 @@ class ScepResponder:
         self._protocol = protocol
         self._ra = RegistrationAuthority(services, protocol)
         self._verifiers = verifiers or challenge_verifiers(RememberedSecrets())
-        self._tx_namespace = f"{protocol}-tx"
+        self._transactions = TransactionStore(services, f"{protocol}-tx")
 
     @property
     def registration_authority(self) -> RegistrationAuthority:
@@ -173,12 +193,20 @@ class ScepResponder:
         identity = await self._ra.identity(binding.ca)
         request = _Request(binding, settings, message, requester, self._services.clock.now())
         try:
-            answer = await self._operate(request, identity)
-        except ScepFailure as failure:
-            if not failure.audited:
-                await self._audit_refusal(request, failure)
-            answer = _Answer(PkiStatus.FAILURE, fail_info=failure.fail_info, reason=failure.reason)
-        return await self._cert_rep(request, identity, answer)
+            try:
+                answer = await self._operate(request, identity)
+            except ScepFailure as failure:
+                if not failure.audited:
+                    request.writes.append(asyncio.create_task(self._audit_refusal(request, failure)))
+                answer = _Answer(PkiStatus.FAILURE, fail_info=failure.fail_info, reason=failure.reason)
+            reply = await self._cert_rep(request, identity, answer)
+        except BaseException:
+            await asyncio.gather(*request.writes, return_exceptions=True)
+            raise
+        for outcome in await asyncio.gather(*request.writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return reply
 
     async def _operate(self, request: _Request, identity: RaIdentity) -> _Answer:
         message, settings = request.message, request.settings
@@ -194,9 +222,20 @@ class ScepResponder:
         }
         if message.message_type not in kinds:
             raise ScepFailure(FailInfo.BAD_REQUEST, f"messageType {message.message_type} is not supported")
-        core.check_reply_recipient(signer)
+        request.recipient_key = signer.public_key()
+        core.check_reply_recipient(request.recipient_key)
         request.recipient = signer.public_bytes(Encoding.DER)
-        opened = await self._open(request, identity)
+        polls = message.message_type == MessageType.CERT_POLL.value
+        if polls or (message.message_type in _ENROLMENT and settings.approval is ApprovalMode.MANUAL):
+            # The transaction's rows are read while the RA key decrypts. (Automatic
+            # enrolment claims first and reads only on a conflict: see _enrol.)
+            transactions = self._transactions
+            opened, request.loaded = await _together(
+                self._open(request, identity),
+                transactions.load(request.binding.ca, message.transaction_id, request.now),
+            )
+        else:
+            opened = await self._open(request, identity)
         request.cipher = core.reply_cipher(opened.cipher)
         request.plaintext = opened.plaintext
         if message.message_type in _ENROLMENT:
@@ -238,6 +277,7 @@ class ScepResponder:
                 request.cipher,
                 self._services.random_bytes,
                 answer.crls,
+                request.recipient_key,
             )
         reply = codec.CertRep(
             transaction_id=request.message.transaction_id,
@@ -268,24 +308,21 @@ class ScepResponder:
         fingerprint = core.request_fingerprint(
             message.message_type, request.plaintext, request.recipient if renewal else None
         )
-        key = core.transaction_key(request.binding.ca, message.transaction_id)
-        doc, transaction = await self._transaction(key, request.now)
-        decision = core.decide_enrolment(transaction, fingerprint, request.now)
-        if decision.step is Step.REFUSE_BUSY:
-            raise ScepFailure(
-                FailInfo.BAD_REQUEST, "another request under this transactionID is still being decided"
-            )
-        if decision.step is not Step.START:
-            return await self._resume(request, key, doc, transaction, decision)
-        try:
-            doc = await self._save(
-                key,
-                doc,
-                transaction.with_attempt(Attempt(fingerprint, Outcome.ISSUING, request.now)),
-                request.now,
-            )
-        except Conflict:
-            return _Answer.pending()  # a twin request is being handled right now; the client polls
+        loaded = request.loaded
+        if loaded is None:
+            # Automatic approval: claim first; only a conflict (a replay, a twin, a retry)
+            # needs the transaction's rows read and a decision taken.
+            ca, transaction_id = request.binding.ca, message.transaction_id
+            loaded = await self._transactions.claim_fresh(ca, transaction_id, fingerprint, request.now)
+            if loaded is None:
+                loaded = await self._transactions.load(ca, transaction_id, request.now)
+                early = await self._decide_and_claim(request, loaded, fingerprint)
+                if early is not None:
+                    return early
+        else:
+            early = await self._decide_and_claim(request, loaded, fingerprint)
+            if early is not None:
+                return early
         verified: tuple[ChallengeVerifier, ChallengeContext] | None = None
         try:
             binding = request.binding
@@ -321,23 +358,57 @@ class ScepResponder:
             if request.settings.approval is ApprovalMode.MANUAL:
                 pending = await self._services.approvals.submit(issuance_request)
                 attempt = Attempt(fingerprint, Outcome.PENDING, request.now, approval_id=pending.id)
-                await self._save(key, doc, transaction.with_attempt(attempt), request.now)
+                await self._record(loaded, attempt)
                 return _Answer.pending()
             try:
                 issued = await self._services.issuance.issue(issuance_request)
             except CegError as exc:
                 raise translate.failure_of(exc, audited=True) from None
-            attempt = Attempt(fingerprint, Outcome.ISSUED, request.now, serial=issued.serial_hex)
-            await self._save(key, doc, transaction.with_attempt(attempt), request.now)
         except (ScepFailure, CegError) as exc:
             failure = exc if isinstance(exc, ScepFailure) else translate.failure_of(exc, audited=False)
-            await self._release(key, fingerprint, request.now)
+            refused = Attempt(
+                fingerprint,
+                Outcome.REFUSED,
+                request.now,
+                reason=failure.reason,
+                fail_info=failure.fail_info.value,
+            )
+            request.writes.append(asyncio.create_task(self._record(loaded, refused)))
             if verified is not None:
                 await verified[0].report_failed(verified[1], failure.reason)
             raise failure from None
+        await self._record(
+            loaded, Attempt(fingerprint, Outcome.ISSUED, request.now, serial=issued.serial_hex)
+        )
         if verified is not None:
             await verified[0].report_issued(verified[1], issued.der)
         return _Answer.success([issued.der])
+
+    async def _decide_and_claim(
+        self, request: _Request, loaded: LoadedTransaction, fingerprint: str
+    ) -> _Answer | None:
+        """The answer for a request the transaction already knows, or None once this
+        worker has claimed it for evaluation."""
+        decision = core.decide_enrolment(loaded.transaction, fingerprint, request.now)
+        if decision.step is Step.REFUSE_BUSY:
+            raise ScepFailure(
+                FailInfo.BAD_REQUEST, "another request under this transactionID is still being decided"
+            )
+        if decision.step is not Step.START:
+            return await self._resume(request, loaded, decision)
+        if not await self._transactions.claim(loaded, fingerprint, request.now):
+            return _Answer.pending()  # a twin request is being handled right now; the client polls
+        return None
+
+    async def _record(self, loaded: LoadedTransaction, attempt: Attempt) -> None:
+        try:
+            await self._transactions.record(loaded, attempt, attempt.updated_at)
+        except Conflict:
+            # Only a worker that took over this claim as abandoned can race here; its
+            # outcome stands. Logged, because a replay could then be answered by either.
+            log.warning(
+                "transaction outcome written concurrently", extra={"fingerprint": attempt.fingerprint}
+            )
 
     async def _renewed_certificate(self, ca: str, signer_der: bytes) -> CertificateRecord:
         try:
@@ -354,19 +425,11 @@ class ScepResponder:
     async def _poll(self, request: _Request) -> _Answer:
         """CertPoll (GetCertInitial, RFC 8894 3.3.3): the transactionID names the enrolment."""
         codec.decode_issuer_and_subject(request.plaintext)
-        key = core.transaction_key(request.binding.ca, request.message.transaction_id)
-        doc, transaction = await self._transaction(key, request.now)
-        decision = core.decide_poll(transaction, request.now)
-        return await self._resume(request, key, doc, transaction, decision)
+        loaded = request.loaded
+        assert loaded is not None
+        return await self._resume(request, loaded, core.decide_poll(loaded.transaction, request.now))
 
-    async def _resume(
-        self,
-        request: _Request,
-        key: str,
-        doc: StateDocument | None,
-        transaction: Transaction,
-        decision: core.Decision,
-    ) -> _Answer:
+    async def _resume(self, request: _Request, loaded: LoadedTransaction, decision: core.Decision) -> _Answer:
         attempt = decision.attempt
         assert attempt is not None
         if decision.step is Step.REPLAY_ISSUED:
@@ -383,12 +446,14 @@ class ScepResponder:
             return _Answer.pending()
         if pending.state is ApprovalState.REJECTED:
             reason = pending.reason or "rejected by an officer"
-            done = replace(attempt, outcome=Outcome.REJECTED, reason=reason, updated_at=request.now)
-            await self._save_quietly(key, doc, transaction.with_attempt(done), request.now)
+            await self._record(
+                loaded, replace(attempt, outcome=Outcome.REJECTED, reason=reason, updated_at=request.now)
+            )
             raise ScepFailure(FailInfo.BAD_REQUEST, reason, audited=True)  # the officer's decision is audited
         assert pending.serial is not None
-        done = replace(attempt, outcome=Outcome.ISSUED, serial=pending.serial, updated_at=request.now)
-        await self._save_quietly(key, doc, transaction.with_attempt(done), request.now)
+        await self._record(
+            loaded, replace(attempt, outcome=Outcome.ISSUED, serial=pending.serial, updated_at=request.now)
+        )
         return _Answer.success([await self._certificate(request.binding.ca, pending.serial)])
 
     async def _certificate(self, ca: str, serial: str) -> bytes:
@@ -408,49 +473,6 @@ class ScepResponder:
         if request.message.message_type == MessageType.GET_CRL.value:
             return _Answer.success(crls=[await current_crl(self._services, ca.id)])
         return _Answer.success([await self._certificate(ca.id, format(serial, "x"))])
-
-    # --- transaction state ------------------------------------------------------------------------
-
-    async def _transaction(self, key: str, now: dt.datetime) -> tuple[StateDocument | None, Transaction]:
-        doc = await self._services.store.state.get(self._tx_namespace, key)
-        if doc is None or (doc.expires_at is not None and doc.expires_at <= now):
-            return doc, Transaction()  # an expired row is overwritten, not read
-        return doc, Transaction.from_json(doc.document)
-
-    async def _save(
-        self, key: str, doc: StateDocument | None, transaction: Transaction, now: dt.datetime
-    ) -> StateDocument:
-        state, expires = self._services.store.state, now + core.TRANSACTION_TTL
-        if doc is None:
-            return await state.create(self._tx_namespace, key, transaction.to_json(), now, expires_at=expires)
-        return await state.put(
-            self._tx_namespace, key, transaction.to_json(), now, doc.version, expires_at=expires
-        )
-
-    async def _save_quietly(
-        self, key: str, doc: StateDocument | None, transaction: Transaction, now: dt.datetime
-    ) -> None:
-        """Record an officer's decision; losing a race here only means another worker did."""
-        try:
-            await self._save(key, doc, transaction, now)
-        except Conflict:
-            pass
-
-    async def _release(self, key: str, fingerprint: str, now: dt.datetime) -> None:
-        """Drop this request's claim after a refusal, so a corrected retry is heard afresh."""
-        for _ in range(3):
-            doc, transaction = await self._transaction(key, now)
-            if doc is None:
-                return
-            remaining = transaction.without(fingerprint)
-            try:
-                if remaining.attempts:
-                    await self._save(key, doc, remaining, now)
-                else:
-                    await self._services.store.state.delete(self._tx_namespace, key)
-                return
-            except Conflict:
-                continue
 
     # --- audit -----------------------------------------------------------------------------------
 

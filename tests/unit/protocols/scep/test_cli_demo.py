@@ -26,7 +26,10 @@ def test_demo_and_scep_challenge_command(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["scep", "challenge", "--ca", "issuing", "--data-dir", str(data)]) == 1
     assert "not 'dynamic'" in capsys.readouterr().err
 
-    assert main(["gateway", "add", "scep", "issuing", "--set", "challenge=dynamic", "--data-dir", str(data)]) == 0
+    assert (
+        main(["gateway", "add", "scep", "issuing", "--set", "challenge=dynamic", "--data-dir", str(data)])
+        == 0
+    )
     capsys.readouterr()
     args = ["scep", "challenge", "--ca", "issuing", "--subject", "CN=router-9", "--ttl", "600"]
     assert main([*args, "--json", "--data-dir", str(data)]) == 0

@@ -153,17 +153,19 @@ def test_decide_poll() -> None:
         assert caught.value.fail_info is info
 
 
-def test_transaction_keeps_its_last_attempts_and_round_trips() -> None:
-    tx = Transaction()
-    for i in range(core.ATTEMPTS_KEPT + 3):
-        tx = tx.with_attempt(Attempt(str(i), Outcome.ISSUED, NOW, serial=str(i)))
-    assert (
-        len(tx.attempts) == core.ATTEMPTS_KEPT
-        and tx.latest is not None
-        and tx.latest.fingerprint == str(core.ATTEMPTS_KEPT + 2)
-    )
+def test_transaction_round_trips_and_replaces_an_attempt() -> None:
+    tx = Transaction().with_attempt(ISSUING).with_attempt(Attempt("b", Outcome.ISSUED, NOW, serial="2"))
+    tx = tx.with_attempt(ISSUED)
+    assert [a.fingerprint for a in tx.attempts] == ["b", "a"] and tx.find("a") == ISSUED
     assert Transaction.from_json(tx.to_json()) == tx
-    assert tx.without("10").find("10") is None
+
+
+def test_a_refused_request_is_heard_afresh_and_polls_as_its_failure() -> None:
+    refused = Attempt("a", Outcome.REFUSED, NOW, reason="wrong challengePassword", fail_info="2")
+    assert core.decide_enrolment(_tx(refused), "a", NOW).step is Step.START
+    with pytest.raises(ScepFailure) as caught:
+        core.decide_poll(_tx(refused), NOW)
+    assert caught.value.fail_info is FailInfo.BAD_REQUEST and caught.value.audited
 
 
 def test_fingerprint_tells_renewals_with_the_same_csr_apart() -> None:

@@ -270,3 +270,21 @@ async def test_renewal_disabled_on_the_binding(scep: Scep) -> None:
     reply = peer.read(await scep.send(peer.request(MessageType.RENEWAL_REQ, scep_csr(rsa_key()))))
     assert (reply.status, reply.view.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
     assert "Renewal" not in (await scep.responder.capabilities(scep.binding)).decode().split()
+
+
+async def test_twin_requests_at_once_never_make_two_certificates(scep: Scep) -> None:
+    """A client retrying before its first request was answered (or two replicas
+    receiving the same request): one claim wins, the others are told PENDING."""
+    import asyncio
+
+    peer = scep.peer()
+    csr = scep_csr(peer.key, "twin.example", STATIC)
+    bodies = [peer.request(MessageType.PKCS_REQ, csr, "tx-twin") for _ in range(4)]
+    replies = [peer.read(b) for b in await asyncio.gather(*(scep.send(b) for b in bodies))]
+    statuses = sorted(r.status.value for r in replies)
+    assert statuses.count(PkiStatus.SUCCESS.value) == 1, statuses
+    assert set(statuses) <= {PkiStatus.SUCCESS.value, PkiStatus.PENDING.value}
+    page = await scep.services.store.certificates.search(CertificateQuery(ca="issuing", text="twin.example"))
+    assert page.total == 1
+    again = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-twin")))
+    assert again.certificate.serial_number == next(r for r in replies if r.certificates).certificate.serial_number
