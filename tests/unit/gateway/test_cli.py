@@ -254,8 +254,12 @@ def test_credentials(data_dir: Path, tmp_path: Path) -> None:
     assert twice.returncode == 1
 
 
-def test_audit_verify_and_db_migrate(data_dir: Path) -> None:
+def test_audit_verify_and_db_migrate(tmp_path: Path) -> None:
+    data_dir = tmp_path / "audit"
+    ceg(data_dir, "init")
     assert ceg_json(data_dir, "db", "migrate") == {"migrated": True}
+    ceg(data_dir, "ca", "create-root", "a-root", "--subject", "CN=A")
+    ceg(data_dir, "credential", "create", "--name", "n", "--role", "admin")
     result = ceg_json(data_dir, "audit", "verify")
     assert result == {"ok": True, "problems": []}
     import sqlite3
@@ -267,3 +271,22 @@ def test_audit_verify_and_db_migrate(data_dir: Path) -> None:
     tampered = ceg(data_dir, "audit", "verify", "--json", ok=False)
     assert tampered.returncode == 3
     assert json.loads(tampered.stdout)["problems"][0]["seq"] == 2
+
+
+def test_init_on_pkcs11(tmp_path: Path, softhsm_token: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.softhsm import PIN, SoftHsmToken
+
+    assert isinstance(softhsm_token, SoftHsmToken)
+    data = tmp_path / "p11"
+    monkeypatch.setenv("CEG_PKCS11_PIN", PIN)
+    monkeypatch.setenv("SOFTHSM2_CONF", str(softhsm_token.conf))
+    ceg(data, "init", "--key-backend", "pkcs11")
+    config = data / "ceg.toml"
+    config.write_text(
+        config.read_text().replace('token_label = "ceg"', f'token_label = "{softhsm_token.label}"')
+    )
+    root = ceg_json(
+        data, "ca", "create-root", "hsm-root", "--subject", "CN=HSM Root", "--key-type", "rsa-3072"
+    )
+    assert isinstance(root, dict) and root["key_algorithm"] == "rsa-3072"
+    assert not (data / "keys").exists() or not any((data / "keys").iterdir())  # nothing on disk
