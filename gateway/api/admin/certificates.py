@@ -41,6 +41,7 @@ def _csr_der(text: str) -> bytes:
 
 
 async def issue(request: web.Request) -> web.Response:
+    await authorize(request, API, Permission.ISSUE)  # before the body is even read
     body = await read_json(request)
     ca = body.text("ca", required=True, max_len=63)
     principal = await authorize(request, API, Permission.ISSUE, ca)

@@ -305,14 +305,14 @@ async def certificate_events(request: web.Request) -> web.Response:
     services = _services(request)
     await services.authority.get(ca_id)
     selection = Selection.parse(request.query.get("$fields"))
-    size = paging.page_size(request.query.get("preferredPageSize"))
     index = request.query.get("nextPageIndex")
     start: dt.datetime | None = None
-    after = 0
+    after, first_size = 0, paging.DEFAULT_PAGE
     if index:
-        after, start = paging.decode_index(index)
+        after, start, first_size = paging.decode_index(index)
     elif request.query.get("startDate"):
         start = parse_datetime(request.query["startDate"], "startDate")
+    size = paging.page_size(request.query.get("preferredPageSize"), first_size)
     page = await services.events.page(
         ca_id, after, start, size, with_certificates=not selection.drops("events.certificate")
     )
@@ -321,7 +321,7 @@ async def certificate_events(request: web.Request) -> web.Response:
         {
             "type": "CertificateEventsResponse",
             "events": events,
-            "nextPageIndex": paging.encode_index(page.last_seq, start),
+            "nextPageIndex": paging.encode_index(page.last_seq, start, size),
             "morePages": page.more,
             "hasMore": page.more,
             "metadata": {

@@ -69,12 +69,19 @@ class Api:
     ) -> tuple[int, Any]:
         headers = self.auth(role) if role else {}
         async with self.client.request(method, path, json=json, headers=headers, **kw) as response:
-            body = await response.json() if response.content_type == "application/json" else await response.text()
+            body = (
+                await response.json()
+                if response.content_type == "application/json"
+                else await response.text()
+            )
             return response.status, body
 
 
 @pytest.fixture(
-    params=[pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
 )
 async def api_services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
     if request.param == "postgres":
