@@ -94,18 +94,24 @@ class Authenticator:
         self._recent.clear()
 
     async def authenticate(self, request: web.Request) -> Principal:
+        """A registered TLS client certificate first (the CA Gateway's own scheme), else the
+        bearer token; a certificate that is no credential (an EST device's) is no refusal."""
         credentials = request.config_dict[SERVICES].credentials
+        cert: bytes | None = request.get(CLIENT_CERT)
         header = request.headers.get("Authorization", "")
+        if cert:
+            key = "c:" + hashlib.sha256(cert).hexdigest()
+            try:
+                return await self._remembered(key, lambda: credentials.verify_client_certificate(cert))
+            except Unauthorized:
+                if not header:
+                    raise
         if header:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("use 'Authorization: Bearer <token>' or a client certificate")
             key = "t:" + hashlib.sha256(token.strip().encode()).hexdigest()
             return await self._remembered(key, lambda: credentials.verify_token(token.strip()))
-        cert: bytes | None = request.get(CLIENT_CERT)
-        if cert:
-            key = "c:" + hashlib.sha256(cert).hexdigest()
-            return await self._remembered(key, lambda: credentials.verify_client_certificate(cert))
         raise Unauthorized("no credential: send a bearer token or a registered TLS client certificate")
 
     async def _remembered(self, key: str, verify: Any) -> Principal:

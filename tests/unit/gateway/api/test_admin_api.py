@@ -320,6 +320,7 @@ async def test_external_root_csr_and_import(api: Api, tmp_path: Path) -> None:
     status, body = await api.call(
         "PUT", "/api/v1/cas/op-issuing/certificate", "admin", {"certificate": root_pem}
     )
+    assert "public key" in body["error"]["message"]
     assert status == 400, "the root's own certificate does not carry this CA's key"
     signed_b64 = base64.b64encode(signed.public_bytes(serialization.Encoding.DER)).decode()
     status, active = await api.call(
@@ -530,4 +531,4 @@ async def test_audit_and_catalogue(api: Api) -> None:
     ids = {p["id"] for p in profiles["items"]}
     assert "privatessl-tls-server" in ids and "basic-ca-root" not in ids and "internal-api-client" not in ids
     status, body = await api.call("GET", "/api/v1/audit?limit=many", "auditor")
-    assert status == 400
+    assert status == 400 and body["error"]["target"] == "limit"

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests.support.pki import make_csr, new_key, openssl_verify
+from tests.support.pki import make_csr, openssl_verify
 from tests.unit.gateway.api.conftest import Api
 
 CA = "/cagw/v1/certificate-authorities/issuing"
