@@ -376,3 +376,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        # A bug: the details go to the log with the request id, the client gets a 500.
+        log.exception("%s request failed", request.path)
+        return error_response(Failure(500, "internal", "internal error"))

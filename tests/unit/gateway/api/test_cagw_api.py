@@ -456,3 +456,14 @@ async def test_unknown_routes_and_not_implemented(api: Api) -> None:
                 assert body["error"]["code"]
             if wanted == 405:
                 assert response.headers["Allow"]
+
+
+async def test_a_bug_is_a_500_in_the_api_format_without_details(sqlite_api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken() -> list:  # type: ignore[type-arg]
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(sqlite_api.services.catalogue, "public", broken)
+    status, body = await sqlite_api.call("GET", f"{CA}/profiles", "auditor")
+    assert status == 500 and body["type"] == "ErrorResponse" and "secret" not in str(body)
+    status, body = await sqlite_api.call("GET", "/api/v1/profiles", "auditor")
+    assert status == 500 and body["error"]["code"] == "internal" and "secret" not in str(body)
