@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +43,8 @@ from ca_core.x509.csr import parse_csr
 from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
 from ca_core.x509.names import check_general_name, san_text
 
+log = logging.getLogger(__name__)
+
 # Certificates start a little in the past so a relying party whose clock lags still
 # accepts a fresh certificate.
 BACKDATE = dt.timedelta(minutes=1)
@@ -57,6 +62,22 @@ class RateLimits:
 
     per_ca: RateLimit | None = None
     per_requester: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuanceOutcome:
+    """What an observer hears after each issue() call (metrics; no library in the core)."""
+
+    ca: str
+    profile: str
+    error: str | None  # None: issued; else the CegError code
+    seconds: float  # the whole call
+    signing_seconds: float | None = None
+    algorithm: str | None = None  # the CA key's KeyAlgorithm value
+
+
+class IssuanceObserver(Protocol):
+    def observe(self, outcome: IssuanceOutcome) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +108,41 @@ class IssuanceService:
         self._urls = urls
         self._executor = executor
         self._limits = rate_limits or RateLimits()
+        self._observers: list[IssuanceObserver] = []
+
+    def add_observer(self, observer: IssuanceObserver) -> None:
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: IssuanceObserver) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def _tell(self, outcome: IssuanceOutcome) -> None:
+        for observer in self._observers:
+            try:
+                observer.observe(outcome)
+            except Exception:  # an observer must never fail an issuance
+                log.exception("issuance observer failed")
 
     async def issue(self, request: IssuanceRequest) -> IssuedCertificate:
+        started = time.perf_counter()
         try:
             prepared = await self._prepare(request)
             await self._check_rate(request)
         except CegError as exc:
             await self._audit_refusal(request, exc)
+            self._tell(IssuanceOutcome(request.ca, request.profile, exc.code, time.perf_counter() - started))
             raise
         signer = prepared.ca.require_signer()
+        signing_started = time.perf_counter()
         if signer.blocking:
             der = await asyncio.get_running_loop().run_in_executor(
                 self._executor, sign_certificate, prepared.spec, signer
             )
         else:
             der = sign_certificate(prepared.spec, signer)
+        signing_seconds = time.perf_counter() - signing_started
         spec = prepared.spec
         now = self._clock.now()
         record = CertificateRecord(
@@ -135,6 +176,16 @@ class IssuanceService:
             },
         )
         await self._store.certificates.insert(record, audit)
+        self._tell(
+            IssuanceOutcome(
+                prepared.ca.id,
+                prepared.profile.id,
+                None,
+                time.perf_counter() - started,
+                signing_seconds,
+                signer.algorithm.value,
+            )
+        )
         return IssuedCertificate(
             der=der,
             serial=spec.serial,

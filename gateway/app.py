@@ -33,7 +33,7 @@ AppHook = Callable[[web.Application], None]
 
 # Extra sub-applications (management APIs, status endpoints, web UI) register here as
 # (module, function) pairs, each `function(app)` adding its routes to the root app.
-_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = ()
+_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = (("gateway.api", "install"),)
 _FRONTENDS = web.AppKey("ceg.frontends", dict)
 
 

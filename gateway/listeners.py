@@ -70,6 +70,10 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
 async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then finish in-flight requests (graceful shutdown)."""
     app = create_app(config, run_migrations=False)
+    if reuse_port:  # one of several workers: /metrics sums the siblings' figures too
+        from gateway.api.metrics import share_between_workers
+
+        share_between_workers(app, metrics_directory(config))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.server.shutdown_timeout)
     await runner.setup()
     services = app[SERVICES]
@@ -107,6 +111,10 @@ async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | No
         await runner.cleanup()
 
 
+def metrics_directory(config: Config) -> Path:
+    return config.data_dir / "run" / "metrics"
+
+
 def _worker_main(data_dir: str, overrides: dict[str, object]) -> None:
     from gateway.cli import configure_logging, load_with_overrides
 
@@ -123,6 +131,9 @@ def serve(config: Config, workers: int, overrides: dict[str, object]) -> int:
     if workers <= 1:
         asyncio.run(run_worker(config, reuse_port=False))
         return 0
+    from gateway.api.metrics import clear_shared
+
+    clear_shared(metrics_directory(config))  # counters restart with the server
     spawn = multiprocessing.get_context("spawn")
     children = [
         spawn.Process(target=_worker_main, args=(str(config.data_dir), overrides), name=f"ceg-worker-{i}")
