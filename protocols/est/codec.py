@@ -181,10 +181,10 @@ def read_csr(body: bytes) -> CsrView:
     key_usage: frozenset[str] | None = None
     requested: list[RequestedExtension] = []
     for ext in extensions:
-        if ext.oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME:
-            sans = tuple(ext.value)  # type: ignore[arg-type]
-        elif ext.oid == ExtensionOID.KEY_USAGE:
-            key_usage = _key_usage_bits(ext.value)  # type: ignore[arg-type]
+        if isinstance(ext.value, x509.SubjectAlternativeName):
+            sans = tuple(ext.value)
+        elif isinstance(ext.value, x509.KeyUsage):
+            key_usage = _key_usage_bits(ext.value)
         elif ext.oid not in _PROFILE_OWNED:
             requested.append(
                 RequestedExtension(ext.oid.dotted_string, ext.value.public_bytes(), ext.critical)
