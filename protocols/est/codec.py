@@ -151,18 +151,41 @@ class CsrView:
     """What EST needs to know about a PKCS#10 before issuance verifies it.
 
     Its signature is not checked here: simpleenroll leaves that to the IssuanceService
-    (which always verifies), and serverkeygen must ignore it (RFC 7030 4.4.1).
+    (which always verifies), and serverkeygen must ignore it (RFC 7030 4.4.1). What only
+    some requests need (attributes, the encoded key) is read on demand.
     """
 
     der: bytes
+    csr: x509.CertificateSigningRequest
     subject: x509.Name
     subject_alt_names: tuple[x509.GeneralName, ...]
     public_key: PublicKeyTypes
-    public_key_der: bytes  # SubjectPublicKeyInfo
     key_usage: frozenset[str] | None  # requested KeyUsage bits (catalogue names), if any
     extensions: tuple[RequestedExtension, ...]
-    challenge_password: str | None
-    asks_encrypted_key: bool
+
+    def public_key_der(self) -> bytes:
+        """The SubjectPublicKeyInfo DER."""
+        return self.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def challenge_password(self) -> str | None:
+        for attribute in self._attributes():
+            if attribute.oid.dotted_string == CHALLENGE_PASSWORD:
+                value = attribute.value
+                return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return None
+
+    def asks_encrypted_key(self) -> bool:
+        """RFC 7030 4.4.1.1/4.4.1.2: the client wants its generated key encrypted."""
+        wanted = {DECRYPT_KEY_IDENTIFIER, ASYMMETRIC_DECRYPT_KEY_IDENTIFIER}
+        return any(a.oid.dotted_string in wanted for a in self._attributes())
+
+    def _attributes(self) -> list[x509.Attribute]:
+        try:
+            return list(self.csr.attributes)
+        except ValueError as exc:
+            raise EstError(400, f"CSR attributes do not parse: {exc}") from None
 
 
 def read_csr(body: bytes) -> CsrView:
@@ -174,7 +197,6 @@ def read_csr(body: bytes) -> CsrView:
         csr = x509.load_der_x509_csr(der)
         public_key = csr.public_key()
         extensions = csr.extensions
-        attributes = list(csr.attributes)
     except (ValueError, TypeError) as exc:
         raise EstError(400, f"body is not a DER PKCS#10 certification request: {exc}") from None
     sans: tuple[x509.GeneralName, ...] = ()
@@ -189,25 +211,7 @@ def read_csr(body: bytes) -> CsrView:
             requested.append(
                 RequestedExtension(ext.oid.dotted_string, ext.value.public_bytes(), ext.critical)
             )
-    attribute_oids = {a.oid.dotted_string for a in attributes}
-    challenge: str | None = None
-    for attribute in attributes:
-        if attribute.oid.dotted_string == CHALLENGE_PASSWORD:
-            value = attribute.value
-            challenge = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return CsrView(
-        der=der,
-        subject=csr.subject,
-        subject_alt_names=sans,
-        public_key=public_key,
-        public_key_der=public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-        key_usage=key_usage,
-        extensions=tuple(requested),
-        challenge_password=challenge,
-        asks_encrypted_key=bool(attribute_oids & {DECRYPT_KEY_IDENTIFIER, ASYMMETRIC_DECRYPT_KEY_IDENTIFIER}),
-    )
+    return CsrView(der, csr, csr.subject, sans, public_key, key_usage, tuple(requested))
 
 
 def _key_usage_bits(value: x509.KeyUsage) -> frozenset[str]:

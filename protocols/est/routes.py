@@ -141,7 +141,7 @@ async def _enroll(request: web.Request, operation: core.Operation) -> web.Respon
         renewal_of=identity.renewing.serial if identity.renewing is not None else None,
     )
     if settings.manual_approval:
-        key = core.pending_key(binding.ca, operation, csr.public_key_der)
+        key = core.pending_key(binding.ca, operation, csr.public_key_der())
         der = await approval.issue_when_approved(services, issuance, key, identity.principal)
         if der is None:
             return text_response(
@@ -167,7 +167,7 @@ async def serverkeygen(request: web.Request) -> web.Response:
         # The key would have to be kept until an officer decides, and keys are never stored.
         raise EstError(501, "server-side key generation is not offered where requests wait for approval")
     csr = await _read_csr(request)
-    if csr.asks_encrypted_key:
+    if csr.asks_encrypted_key():
         raise EstError(
             501, "encrypted return of the generated key (RFC 7030 4.4.1.1/4.4.1.2) is not supported"
         )

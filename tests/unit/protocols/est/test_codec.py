@@ -132,9 +132,9 @@ def test_read_csr_extracts_names_key_usage_extensions_and_attributes() -> None:
     assert view.subject_alt_names == (x509.DNSName("router-7.example"),)
     assert view.key_usage == {"digitalSignature", "nonRepudiation"}
     assert [e.oid for e in view.extensions] == ["2.5.29.32"]
-    assert view.challenge_password == "link-me"
-    assert not view.asks_encrypted_key
-    assert view.public_key_der == key.public_key().public_bytes(
+    assert view.challenge_password() == "link-me"
+    assert not view.asks_encrypted_key()
+    assert view.public_key_der() == key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -147,7 +147,7 @@ def test_read_csr_notices_a_request_for_an_encrypted_key() -> None:
         .sign(new_key(), hashes.SHA256())
     )
     view = codec.read_csr(base64.b64encode(csr.public_bytes(serialization.Encoding.DER)))
-    assert view.asks_encrypted_key
+    assert view.asks_encrypted_key()
 
 
 def test_read_csr_refuses_what_is_not_a_pkcs10() -> None:
@@ -208,3 +208,25 @@ def test_csrattrs_encode_oids_and_attributes() -> None:
     extensions = asn1_x509.Extensions.load(asn1_core.SetOf.load(ext_req[1].dump())[0].dump())
     assert extensions[0]["extn_id"].native == "key_usage"
     assert extensions[0]["extn_value"].native == {"digital_signature"}
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_certs_only_is_the_der_asn1crypto_would_write(count: int) -> None:
+    """protocols/_shared/cms.certs_only writes the DER by hand for speed; it must be
+    byte-for-byte what the asn1crypto construction gives."""
+    from asn1crypto import x509 as asn1_x509
+
+    from protocols._shared.cms import certs_only
+
+    certificates = [_self_signed(f"cert-{i}" * (i + 1)) for i in range(count)]
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [asn1_x509.Certificate.load(der) for der in certificates],
+            "signer_infos": [],
+        }
+    )
+    expected = cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    assert certs_only(certificates) == expected
