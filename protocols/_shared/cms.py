@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from asn1crypto import cms
-from asn1crypto import x509 as asn1_x509
 
 
 def certs_only(certificates: Sequence[bytes]) -> bytes:
