@@ -20,8 +20,10 @@ Time is passed in; nothing here reads a clock, a socket or the store.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -99,6 +101,10 @@ class EstSettings:
     server_keygen: bool = True
     # Refuse enrollment over plain HTTP (RFC 7030 3.3: EST runs over TLS).
     require_https: bool = True
+    # RFC 7030 3.5: the CSR's challengePassword must carry the TLS connection's tls-unique
+    # (so the proof of possession is bound to the authenticated channel); TLS 1.2 only,
+    # since tls-unique is not defined for TLS 1.3.
+    link_identity: bool = False
     default: bool = False
 
     @classmethod
@@ -114,7 +120,7 @@ class EstSettings:
         values: dict[str, Any] = {}
         for key in ("accept_issued_certificates", "manual_approval", "allow_name_change"):
             values[key] = _boolean(settings, key, getattr(base, key))
-        for key in ("profile_by_key_usage", "server_keygen", "require_https", "default"):
+        for key in ("profile_by_key_usage", "server_keygen", "require_https", "link_identity", "default"):
             values[key] = _boolean(settings, key, getattr(base, key))
         raw_mode = settings.get("authentication", base.authentication.value)
         try:
@@ -142,6 +148,7 @@ class EstSettings:
             "profile_by_key_usage": self.profile_by_key_usage,
             "server_keygen": self.server_keygen,
             "require_https": self.require_https,
+            "link_identity": self.link_identity,
             "default": self.default,
         }
 
@@ -283,6 +290,25 @@ def anchored(
 def require_transport(settings: EstSettings, secure: bool) -> None:
     if settings.require_https and not secure:
         raise EstError(403, "EST enrollment needs HTTPS (RFC 7030 3.3)")
+
+
+def check_identity_link(
+    settings: EstSettings, challenge_password: str | None, tls_unique: bytes | None
+) -> None:
+    """RFC 7030 3.5: challengePassword = base64(tls-unique) of this very connection."""
+    if not settings.link_identity:
+        return
+    if tls_unique is None:
+        raise EstError(
+            400,
+            "this binding links identity and proof of possession (RFC 7030 3.5) with tls-unique, "
+            "which needs a TLS 1.2 connection",
+        )
+    if challenge_password is None:
+        raise EstError(400, "the CSR needs a challengePassword holding the base64 tls-unique (RFC 7030 3.5)")
+    expected = base64.b64encode(tls_unique).decode()
+    if not hmac.compare_digest(challenge_password.strip(), expected):
+        raise EstError(400, "the CSR's challengePassword is not this connection's tls-unique (RFC 7030 3.5)")
 
 
 # --- the request ---------------------------------------------------------------------------

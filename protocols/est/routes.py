@@ -96,7 +96,8 @@ async def csrattrs(request: web.Request) -> web.Response:
     services, binding = services_of(request), binding_of(request)
     settings = core.EstSettings.parse(binding.settings)
     key_usage = services.catalogue[binding.default_profile].key_usage
-    return _base64_response(codec.csrattrs_body(core.csr_attributes(settings, key_usage)), codec.CSRATTRS)
+    wanted = core.csr_attributes(settings, key_usage, link_identity=settings.link_identity)
+    return _base64_response(codec.csrattrs_body(wanted), codec.CSRATTRS)
 
 
 async def fullcmc(request: web.Request) -> web.Response:
@@ -124,6 +125,7 @@ async def _enroll(request: web.Request, operation: core.Operation) -> web.Respon
     identity = await _identify(request, services, binding, settings, operation)
     csr = await _read_csr(request)
     try:
+        core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
         if identity.renewing is not None:
             current = x509.load_der_x509_certificate(identity.renewing.der)
             core.check_reenroll_names(csr.subject, csr.subject_alt_names, current, settings.allow_name_change)
@@ -172,6 +174,7 @@ async def serverkeygen(request: web.Request) -> web.Response:
             501, "encrypted return of the generated key (RFC 7030 4.4.1.1/4.4.1.2) is not supported"
         )
     try:
+        core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
         algorithm = core.check_key_type(settings, csr.public_key)
         profile = _choose_profile(services, binding, settings, csr, identity)
     except (EstError, CegError) as exc:
@@ -227,6 +230,20 @@ async def _identify(
             extra={"request_id": request.get(REQUEST_ID), "remote": request.remote, "ca": binding.ca},
         )
         raise
+
+
+def _challenge(csr: codec.CsrView, settings: core.EstSettings) -> str | None:
+    return csr.challenge_password() if settings.link_identity else None
+
+
+def _tls_unique(request: web.Request) -> bytes | None:
+    """tls-unique (RFC 5929) of the request's TLS 1.2 connection; None otherwise."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None or ssl_object.version() != "TLSv1.2":
+        return None
+    binding: bytes | None = ssl_object.get_channel_binding("tls-unique")
+    return binding
 
 
 async def _read_csr(request: web.Request) -> codec.CsrView:

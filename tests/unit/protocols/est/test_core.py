@@ -266,3 +266,20 @@ def test_next_step_after_the_officer() -> None:
         core.next_step(parked, "mallory", ApprovalState.ISSUED)
     assert err.value.status == 403
     assert core.pending_expired(NOW, NOW) and not core.pending_expired(None, NOW)
+
+
+def test_identity_link_compares_the_challenge_password_with_tls_unique() -> None:
+    import base64
+
+    linked = core.EstSettings(link_identity=True)
+    unique = b"\x01\x02finished"
+    core.check_identity_link(core.EstSettings(), None, None)  # off: nothing asked
+    core.check_identity_link(linked, base64.b64encode(unique).decode(), unique)
+    for challenge, tls_unique, words in (
+        (None, unique, "needs a challengePassword"),
+        ("AAAA", unique, "not this connection's tls-unique"),
+        (base64.b64encode(unique).decode(), None, "TLS 1.2"),
+    ):
+        with pytest.raises(EstError) as err:
+            core.check_identity_link(linked, challenge, tls_unique)
+        assert err.value.status == 400 and words in err.value.message
