@@ -50,6 +50,7 @@ _LINE = 64
 DECRYPT_KEY_IDENTIFIER = "1.2.840.113549.1.9.16.2.37"
 ASYMMETRIC_DECRYPT_KEY_IDENTIFIER = "1.2.840.113549.1.9.16.2.54"
 CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"
+CHANGE_SUBJECT_NAME = "1.3.6.1.5.5.7.7.36"  # id-cmc-changeSubjectName (RFC 6402 2.6)
 EXTENSION_REQUEST = "1.2.840.113549.1.9.14"
 
 _KEY_USAGE_FIELDS = (
@@ -180,6 +181,10 @@ class CsrView:
         """RFC 7030 4.4.1.1/4.4.1.2: the client wants its generated key encrypted."""
         wanted = {DECRYPT_KEY_IDENTIFIER, ASYMMETRIC_DECRYPT_KEY_IDENTIFIER}
         return any(a.oid.dotted_string in wanted for a in self._attributes())
+
+    def asks_name_change(self) -> bool:
+        """RFC 7030 4.2.2: a ChangeSubjectName attribute asks simplereenroll for new names."""
+        return any(a.oid.dotted_string == CHANGE_SUBJECT_NAME for a in self._attributes())
 
     def _attributes(self) -> list[x509.Attribute]:
         try:

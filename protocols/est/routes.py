@@ -127,6 +127,12 @@ async def _enroll(request: web.Request, operation: core.Operation) -> web.Respon
     try:
         core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
         if identity.renewing is not None:
+            if csr.asks_name_change():
+                raise EstError(
+                    400,
+                    "ChangeSubjectName (RFC 6402 2.6) is not supported; where the binding allows "
+                    "a name change, put the new names in the CSR itself",
+                )
             current = x509.load_der_x509_certificate(identity.renewing.der)
             core.check_reenroll_names(csr.subject, csr.subject_alt_names, current, settings.allow_name_change)
         core.check_key_type(settings, csr.public_key)

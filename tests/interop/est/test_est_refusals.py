@@ -3,7 +3,12 @@ a text/plain body that says why, and no certificate issued."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from ca_core.model import RevocationReason
 from ca_core.status.revocation import StatusChange
@@ -148,6 +153,18 @@ async def test_reenroll_needs_the_certificate_and_the_same_names(est: EstClient)
     _, more = await est.csr("cam-1", sans=("cam-1.example", "admin.example"), reuse_key=key)
     reply = await est.curl("simplereenroll", more, client=(cert, key))
     await _refused(est, reply.status, 400, "subjectAltName", reply.text)
+    # ChangeSubjectName (RFC 6402) is refused rather than silently ignored.
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    change = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cam-1")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("cam-1.example")]), critical=False)
+        .add_attribute(x509.ObjectIdentifier("1.3.6.1.5.5.7.7.36"), b"\x30\x00")
+        .sign(private, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    body = base64.b64encode(change.public_bytes(serialization.Encoding.DER))
+    reply = await est.curl("simplereenroll", body, client=(cert, key))
+    await _refused(est, reply.status, 400, "ChangeSubjectName", reply.text)
     await est.configure(allow_name_change=True)
     reply = await est.curl("simplereenroll", renamed, client=(cert, key))
     assert reply.status == 200, reply.text

@@ -148,6 +148,17 @@ def test_read_csr_notices_a_request_for_an_encrypted_key() -> None:
     )
     view = codec.read_csr(base64.b64encode(csr.public_bytes(serialization.Encoding.DER)))
     assert view.asks_encrypted_key()
+    assert not view.asks_name_change()
+
+
+def test_read_csr_notices_change_subject_name() -> None:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "d")]))
+        .add_attribute(x509.ObjectIdentifier(codec.CHANGE_SUBJECT_NAME), b"\x30\x00")
+        .sign(new_key(), hashes.SHA256())
+    )
+    assert codec.read_csr(base64.b64encode(csr.public_bytes(serialization.Encoding.DER))).asks_name_change()
 
 
 def test_read_csr_refuses_what_is_not_a_pkcs10() -> None:
