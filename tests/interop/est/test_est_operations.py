@@ -171,3 +171,15 @@ def _write(est: EstClient, pem: str):  # type: ignore[no-untyped-def]
     path = est.path("pem").with_suffix(".pem")
     path.write_text(pem)
     return path
+
+
+async def test_demo_setup_gives_a_working_endpoint_and_user(est: EstClient) -> None:
+    from protocols.est import frontend
+
+    binding = await est.live.bindings.resolve("est", est.live.issuing)
+    assert binding is not None
+    demo = await frontend.demo_setup(est.live.services, binding, est.live.https)
+    assert demo["base"] == f"{est.live.https}/.well-known/est/{est.live.issuing}"
+    _, csr = await est.csr("demo-device")
+    reply = await est.curl("simpleenroll", csr, basic=(demo["username"], demo["password"]), base=demo["base"])
+    assert reply.status == 200, reply.text
