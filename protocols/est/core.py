@@ -25,7 +25,7 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -430,10 +430,9 @@ class ParkedRequest:
 
     approval_id: str
     principal: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_document(self) -> dict[str, Any]:
-        return {"approval": self.approval_id, "principal": self.principal, **self.extra}
+        return {"approval": self.approval_id, "principal": self.principal}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> ParkedRequest:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import hdrs, web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_core.audit import Action, AuditEntry
 from ca_core.errors import CegError
@@ -35,6 +36,7 @@ from protocols.est import approval, auth, codec, core, translate
 from protocols.est.errors import EstError
 
 log = logging.getLogger(__name__)
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -275,7 +277,7 @@ def _choose_profile(
     )
 
 
-async def _new_key(services: Services, algorithm: KeyAlgorithm):  # type: ignore[no-untyped-def]
+async def _new_key(services: Services, algorithm: KeyAlgorithm) -> PrivateKey:
     if algorithm.is_ec:
         return generate_private_key(algorithm)
     # RSA key generation takes from milliseconds to seconds: keep it off the event loop.
