@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from bench.report import Report
 
 DURATION_S = int(os.environ.get("CEG_BENCH_EST_SECONDS", "15"))
-CONNECTIONS = int(os.environ.get("CEG_BENCH_EST_CONNECTIONS", "32"))
+CONNECTIONS = int(os.environ.get("CEG_BENCH_EST_CONNECTIONS", "64"))
 WORKERS = int(os.environ.get("CEG_BENCH_EST_WORKERS", "2"))
 TARGET = 1500
 
