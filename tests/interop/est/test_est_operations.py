@@ -148,10 +148,12 @@ async def test_profile_follows_the_requested_key_usage(est: EstClient) -> None:
     reply = await est.curl("simpleenroll", csr, basic=(est.username, PASSWORD))
     assert reply.status == 200, reply.text
     cert = await est.write_certificate(reply.body)
+    await est.verify(cert)
     assert "Non Repudiation" in await est.x509_text(cert, "-ext", "keyUsage")
     _, both = await est.csr("box", key="rsa:2048", key_usage="digitalSignature,keyEncipherment")
     reply = await est.curl("simpleenroll", both, basic=(est.username, PASSWORD))
     cert = await est.write_certificate(reply.body)
+    await est.verify(cert)
     assert "Digital Signature, Key Encipherment" in await est.x509_text(cert, "-ext", "keyUsage")
 
 
@@ -183,3 +185,17 @@ async def test_demo_setup_gives_a_working_endpoint_and_user(est: EstClient) -> N
     _, csr = await est.csr("demo-device")
     reply = await est.curl("simpleenroll", csr, basic=(demo["username"], demo["password"]), base=demo["base"])
     assert reply.status == 200, reply.text
+
+
+async def test_default_ca_is_the_binding_marked_default_once_there_are_several(est: EstClient) -> None:
+    from tests.support.hierarchy import make_hierarchy
+
+    await make_hierarchy(est.live.services, root_id="root2", issuing_id="issuing2")
+    await est.live.bindings.put("est", "issuing2")
+    default = f"{est.live.https}/.well-known/est"
+    reply = await est.curl("cacerts", base=default)
+    assert reply.status == 404 and "default CA" in reply.text  # two bindings, neither marked
+    await est.live.bindings.put("est", "issuing2", settings={"default": True})
+    chain = await est.certificates((await est.curl("cacerts", base=default)).body)
+    subjects = [await est.x509_text(_write(est, pem), "-subject") for pem in chain]
+    assert any("Test Issuing issuing2" in s for s in subjects)
