@@ -325,13 +325,23 @@ def check_key_type(settings: EstSettings, public_key: object) -> KeyAlgorithm:
     return algorithm
 
 
-def check_reenroll_names(
+def check_renewal(
     subject: x509.Name,
     sans: Sequence[x509.GeneralName],
+    asks_name_change: bool,
     current: x509.Certificate,
     allow_change: bool,
 ) -> None:
-    """RFC 7030 4.2.2: the renewal CSR names the same subject and subjectAltNames."""
+    """RFC 7030 4.2.2: the renewal CSR names the same subject and subjectAltNames.
+
+    A ChangeSubjectName attribute (RFC 6402 2.6) is refused, not silently ignored; a
+    binding that allows a change takes the new names from the CSR itself."""
+    if asks_name_change:
+        raise EstError(
+            400,
+            "ChangeSubjectName (RFC 6402 2.6) is not supported; where the binding allows "
+            "a name change, put the new names in the CSR itself",
+        )
     if allow_change:
         return
     if subject != current.subject:

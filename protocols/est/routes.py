@@ -126,22 +126,7 @@ async def _enroll(request: web.Request, operation: core.Operation) -> web.Respon
     core.require_transport(settings, request.secure)
     identity = await _identify(request, services, binding, settings, operation)
     csr = await _read_csr(request)
-    try:
-        core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
-        if identity.renewing is not None:
-            if csr.asks_name_change():
-                raise EstError(
-                    400,
-                    "ChangeSubjectName (RFC 6402 2.6) is not supported; where the binding allows "
-                    "a name change, put the new names in the CSR itself",
-                )
-            current = x509.load_der_x509_certificate(identity.renewing.der)
-            core.check_reenroll_names(csr.subject, csr.subject_alt_names, current, settings.allow_name_change)
-        core.check_key_type(settings, csr.public_key)
-        profile = _choose_profile(services, binding, settings, csr, identity)
-    except (EstError, CegError) as exc:
-        await _audit_refusal(services, binding, identity.principal, operation, exc)
-        raise
+    _, profile = await _decide(request, services, binding, settings, identity, operation, csr)
     issuance = translate.enrollment_request(
         binding.ca,
         profile,
@@ -150,17 +135,18 @@ async def _enroll(request: web.Request, operation: core.Operation) -> web.Respon
         services.catalogue[profile].request_extensions,
         renewal_of=identity.renewing.serial if identity.renewing is not None else None,
     )
-    if settings.manual_approval:
+    if not settings.manual_approval:
+        der = (await services.issuance.issue(issuance)).der
+    else:
         key = core.pending_key(binding.ca, operation, csr.public_key_der())
-        der = await approval.issue_when_approved(services, issuance, key, identity.principal)
-        if der is None:
+        parked = await approval.issue_when_approved(services, issuance, key, identity.principal)
+        if parked is None:
             return text_response(
                 202,
                 "the request awaits an officer's approval; send the same request again later",
                 {hdrs.RETRY_AFTER: str(settings.retry_after_seconds)},
             )
-    else:
-        der = (await services.issuance.issue(issuance)).der
+        der = parked
     return _base64_response(codec.certs_only_body([der]), codec.CERTS_ONLY)
 
 
@@ -181,13 +167,7 @@ async def serverkeygen(request: web.Request) -> web.Response:
         raise EstError(
             501, "encrypted return of the generated key (RFC 7030 4.4.1.1/4.4.1.2) is not supported"
         )
-    try:
-        core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
-        algorithm = core.check_key_type(settings, csr.public_key)
-        profile = _choose_profile(services, binding, settings, csr, identity)
-    except (EstError, CegError) as exc:
-        await _audit_refusal(services, binding, identity.principal, operation, exc)
-        raise
+    algorithm, profile = await _decide(request, services, binding, settings, identity, operation, csr)
     key = await _new_key(services, algorithm)
     public_key_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -252,6 +232,34 @@ def _tls_unique(request: web.Request) -> bytes | None:
         return None
     binding: bytes | None = ssl_object.get_channel_binding("tls-unique")
     return binding
+
+
+async def _decide(
+    request: web.Request,
+    services: Services,
+    binding: Binding,
+    settings: core.EstSettings,
+    identity: auth.Identity,
+    operation: core.Operation,
+    csr: codec.CsrView,
+) -> tuple[KeyAlgorithm, str]:
+    """The checks EST makes itself before issuance (key type, renewal names, identity
+    link) and the profile; a refusal is audited here, the IssuanceService audits its own."""
+    try:
+        core.check_identity_link(settings, _challenge(csr, settings), _tls_unique(request))
+        if identity.renewing is not None:
+            core.check_renewal(
+                csr.subject,
+                csr.subject_alt_names,
+                csr.asks_name_change(),
+                x509.load_der_x509_certificate(identity.renewing.der),
+                settings.allow_name_change,
+            )
+        algorithm = core.check_key_type(settings, csr.public_key)
+        return algorithm, _choose_profile(services, binding, settings, csr, identity)
+    except (EstError, CegError) as exc:
+        await _audit_refusal(services, binding, identity.principal, operation, exc)
+        raise
 
 
 async def _read_csr(request: web.Request) -> codec.CsrView:

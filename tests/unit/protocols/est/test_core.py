@@ -223,13 +223,16 @@ def test_reenroll_keeps_subject_and_sans_unless_allowed() -> None:
     same = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "router")])
     other = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "switch")])
     sans = [x509.DNSName("b.example"), x509.DNSName("a.example")]
-    core.check_reenroll_names(same, sans, current, allow_change=False)  # order does not matter
+    core.check_renewal(same, sans, False, current, allow_change=False)  # order does not matter
     for subject, names in ((other, sans), (same, sans[:1]), (same, [*sans, x509.DNSName("c.example")])):
         with pytest.raises(EstError) as err:
-            core.check_reenroll_names(subject, names, current, allow_change=False)
+            core.check_renewal(subject, names, False, current, allow_change=False)
         assert err.value.status == 400 and "simplereenroll" in err.value.message
-        core.check_reenroll_names(subject, names, current, allow_change=True)
-    core.check_reenroll_names(same, [], _named("router", ()), allow_change=False)
+        core.check_renewal(subject, names, False, current, allow_change=True)
+    core.check_renewal(same, [], False, _named("router", ()), allow_change=False)
+    for allow in (False, True):
+        with pytest.raises(EstError, match="ChangeSubjectName"):
+            core.check_renewal(same, sans, True, current, allow_change=allow)
 
 
 def test_csr_attributes_follow_the_binding() -> None:
