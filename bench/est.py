@@ -111,6 +111,7 @@ async def run(report: Report) -> None:
     http_port, https_port = _free_port(), _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server: asyncio.subprocess.Process | None = None
+    load_before = os.getloadavg()[0]
     try:
         await _run(
             sys.executable, "-m", "gateway", "init", "--demo", "--data-dir", str(data),
@@ -161,7 +162,11 @@ async def run(report: Report) -> None:
             f"non-2xx {figures['non2xx']}, socket errors {figures['socket_errors']}, warm-up {warm - before}",
         )
         report.add(
-            "est", "setup", f"{WORKERS} workers, {DURATION_S}s", "P-256 issuing CA, file keys, SQLite, wrk"
+            "est",
+            "setup",
+            f"{WORKERS} workers, {DURATION_S}s",
+            f"P-256 issuing CA, file keys, SQLite, wrk; load average before {load_before:.1f} "
+            f"on {os.cpu_count()} cores (other work on the machine shares them)",
         )
     finally:
         if server is not None and server.returncode is None:
