@@ -15,6 +15,8 @@ Rules (RFC 7030 with the RFC 8951 clarifications):
   that fits the key, see catalogue.toml reading 2).
 - Manual approval (RFC 7030 4.2.3): 202 + Retry-After until an officer decides; the
   client's retry with the same public key finds the decision.
+- Identity linking (RFC 7030 3.5), when the binding asks for it: the CSR's
+  challengePassword is the base64 tls-unique of the connection it came on.
 Time is passed in; nothing here reads a clock, a socket or the store.
 """
 
