@@ -126,7 +126,7 @@ class WriterLock:
                     await asyncio.shield(waiting)
                 except asyncio.CancelledError:
                     # The thread still gets the lock: give it back once it has.
-                    waiting.add_done_callback(lambda f: f.exception() or fcntl.flock(fd, fcntl.LOCK_UN))
+                    waiting.add_done_callback(lambda f: _unlock_if_taken(f, fd))
                     raise
         except BaseException:
             self._local.release()
@@ -141,6 +141,11 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _unlock_if_taken(taken: asyncio.Future[None], fd: int) -> None:
+    if not taken.cancelled() and taken.exception() is None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Database:
