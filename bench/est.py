@@ -4,9 +4,11 @@ Basic, and p50 / p99 latency.
 A throwaway gateway (`ceg init --demo` in a temp dir, free ports, P-256 issuing CA, file
 keys) runs as `ceg serve --workers 2`; wrk drives it from a Lua script that posts one
 base64 P-256 CSR again and again with the demo's EST user, over several keep-alive
-connections. Every 200 is a certificate signed and committed before it was sent; the
-count in the database is checked against wrk's. Load stays on loopback and stops by
-itself; nothing is asserted about timing.
+connections, in a few rounds (the machine is shared, so one round can mislead): the
+median round is reported, with the best. Every 200 is a certificate signed and committed
+before it was sent; the database count is printed beside wrk's (a few more are stored:
+requests still in flight when a round ends). Load stays on loopback and stops by itself;
+nothing is asserted about timing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from cryptography.x509.oid import NameOID
 
 from bench.report import Report
 
-DURATION_S = int(os.environ.get("CEG_BENCH_EST_SECONDS", "15"))
+DURATION_S = int(os.environ.get("CEG_BENCH_EST_SECONDS", "10"))
+ROUNDS = int(os.environ.get("CEG_BENCH_EST_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("CEG_BENCH_EST_CONNECTIONS", "64"))
 WORKERS = int(os.environ.get("CEG_BENCH_EST_WORKERS", "2"))
 TARGET = 1500
@@ -133,38 +136,43 @@ async def run(report: Report) -> None:
         # A short warm-up so caches (binding, Basic check, CA) are filled in every worker.
         await _run(wrk, "-t1", "-c4", "-d2s", "-s", str(script), url)
         warm = _certificates(data / "ceg.db")
-        out = await _run(
-            wrk, "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", "-s", str(script), url
-        )
-        figures = json.loads(out.strip().splitlines()[-1])
+        rounds: list[dict[str, float]] = []
+        for _ in range(ROUNDS):
+            out = await _run(
+                wrk, "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", "-s", str(script), url
+            )
+            figures = json.loads(out.strip().splitlines()[-1])
+            ok = figures["requests"] - figures["non2xx"]
+            rounds.append({**figures, "ok": ok, "rate": ok / (figures["duration_us"] / 1e6)})
+        await asyncio.sleep(1)  # requests in flight when wrk stopped finish and are stored
         issued = _certificates(data / "ceg.db") - warm
-        ok = figures["requests"] - figures["non2xx"]
-        rate = ok / (figures["duration_us"] / 1e6)
+        rates = sorted(r["rate"] for r in rounds)
+        median = next(r for r in rounds if r["rate"] == rates[len(rates) // 2])
         report.add(
             "est",
             "simpleenroll certificates/s",
-            f"{rate:,.0f}",
-            f"target >= {TARGET:,} ({rate / TARGET:.2f}x)",
+            f"{median['rate']:,.0f}",
+            f"median of {ROUNDS} x {DURATION_S}s; best {rates[-1]:,.0f}; "
+            f"target >= {TARGET:,} ({median['rate'] / TARGET:.2f}x)",
         )
         report.add(
-            "est", "latency p50", f"{figures['p50_us'] / 1000:.1f} ms", f"{CONNECTIONS} keep-alive TLS conns"
+            "est", "latency p50", f"{median['p50_us'] / 1000:.1f} ms", f"{CONNECTIONS} keep-alive TLS conns"
         )
         report.add(
-            "est",
-            "latency p99",
-            f"{figures['p99_us'] / 1000:.1f} ms",
-            f"max {figures['max_us'] / 1000:.0f} ms",
+            "est", "latency p99", f"{median['p99_us'] / 1000:.1f} ms", f"max {median['max_us'] / 1000:.0f} ms"
         )
+        ok_total = int(sum(r["ok"] for r in rounds))
         report.add(
             "est",
             "certificates stored / 200s",
-            f"{issued:,} / {ok:,}",
-            f"non-2xx {figures['non2xx']}, socket errors {figures['socket_errors']}, warm-up {warm - before}",
+            f"{issued:,} / {ok_total:,}",
+            f"non-2xx {int(sum(r['non2xx'] for r in rounds))}, "
+            f"socket errors {int(sum(r['socket_errors'] for r in rounds))}, warm-up {warm - before}",
         )
         report.add(
             "est",
             "setup",
-            f"{WORKERS} workers, {DURATION_S}s",
+            f"{WORKERS} workers",
             f"P-256 issuing CA, file keys, SQLite, wrk; load average before {load_before:.1f} "
             f"on {os.cpu_count()} cores (other work on the machine shares them)",
         )
