@@ -12,17 +12,12 @@ Two ways to write:
 
 SQLite write transactions start with BEGIN IMMEDIATE so two writers queue on the lock
 instead of failing to upgrade; PostgreSQL serialises audit appends on the audit_head row.
-Several worker processes on one SQLite file also take a file lock around each write
-transaction (WriterLock): the next writer wakes as soon as the lock is free, where
-SQLite's busy handler would poll with sleeps of up to 100 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,54 +95,6 @@ class _Pending:
     future: asyncio.Future[None]
 
 
-class WriterLock:
-    """One SQLite writer at a time across the processes sharing a database file.
-
-    An in-process asyncio lock, then an exclusive flock on `<database>-writer.lock`
-    (taken in a thread when another process holds it, so the event loop never blocks).
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = f"{path}-writer.lock"
-        self._local = asyncio.Lock()
-        self._fd: int | None = None
-
-    async def __aenter__(self) -> None:
-        await self._local.acquire()
-        try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fd = self._fd
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
-                try:
-                    await asyncio.shield(waiting)
-                except asyncio.CancelledError:
-                    # The thread still gets the lock: give it back once it has.
-                    waiting.add_done_callback(lambda f: _unlock_if_taken(f, fd))
-                    raise
-        except BaseException:
-            self._local.release()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._local.release()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _unlock_if_taken(taken: asyncio.Future[None], fd: int) -> None:
-    if not taken.cancelled() and taken.exception() is None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 class Database:
     """The engines and the group-commit queue. Create with `Database.open(url)`."""
 
@@ -158,8 +105,6 @@ class Database:
         self._reader = reader
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        database = make_url(url).database if writer.dialect.name == "sqlite" else None
-        self._writer_lock = WriterLock(database) if database and database != ":memory:" else None
 
     @classmethod
     def open(cls, url: str, pool_size: int = 10) -> Database:
@@ -186,8 +131,6 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
-        if self._writer_lock is not None:
-            self._writer_lock.close()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -196,13 +139,10 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._writer_lock is not None:
-                await stack.enter_async_context(self._writer_lock)
-            async with self._writer.begin() as conn:
-                uow = UnitOfWork(conn, self.is_postgres)
-                yield uow
-                await uow.flush()
+        async with self._writer.begin() as conn:
+            uow = UnitOfWork(conn, self.is_postgres)
+            yield uow
+            await uow.flush()
 
     async def insert_batched(
         self, rows: Sequence[tuple[Table, dict[str, Any]]], audit: Sequence[AuditEntry] = ()
