@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -34,7 +35,14 @@ _TRUST_REFRESH_SECONDS = 30.0
 
 
 class TrustAnchors:
-    """The client-certificate trust store of the HTTPS listener, growing as CAs appear."""
+    """The client-certificate trust store of the HTTPS listener, growing as CAs appear.
+
+    Besides every active CA, it loads the PEM certificates a gateway binding lists under
+    `trust_anchors` in its settings (EST: a device maker's CA), so the handshake accepts
+    those clients; the binding's front-end still decides what each certificate may do.
+    An SSLContext cannot forget a CA, so anchors removed from a binding stay trusted at
+    the TLS level until restart (the front-end stops accepting them at once).
+    """
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
@@ -50,6 +58,28 @@ class TrustAnchors:
                 self._context.load_verify_locations(cadata=pem.decode())
                 self._loaded.add(record.id)
                 added += 1
+        for binding in await services.store.bindings.list():
+            added += self._load_binding_anchors(binding.protocol, binding.ca, binding.settings)
+        return added
+
+    def _load_binding_anchors(self, protocol: str, ca: str, settings: dict[str, object]) -> int:
+        anchors = settings.get("trust_anchors") or []
+        if isinstance(anchors, str):
+            anchors = [anchors]
+        added = 0
+        for pem in anchors if isinstance(anchors, list) else []:
+            if not isinstance(pem, str):
+                continue
+            digest = "pem:" + hashlib.sha256(pem.encode()).hexdigest()
+            if digest in self._loaded:
+                continue
+            try:
+                self._context.load_verify_locations(cadata=pem)
+            except (ssl.SSLError, ValueError):
+                log.warning("binding %s/%s: a trust anchor does not load", protocol, ca)
+            else:
+                added += 1
+            self._loaded.add(digest)
         return added
 
 
