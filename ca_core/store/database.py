@@ -112,13 +112,31 @@ class WriteGate:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             fd = self._fd
-            await asyncio.wait_for(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX), self._timeout)
+            await self._lock_file(fd)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
+
+    async def _lock_file(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no thread hop
+            return
+        except BlockingIOError:
+            pass
+        waiter = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
+        except BaseException:
+            # The thread cannot be stopped; if it gets the lock after we gave up, let go of it.
+            def release(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+            waiter.add_done_callback(release)
+            raise
 
     def close(self) -> None:
         if self._fd is not None:
