@@ -582,7 +582,7 @@ def _decode_body(raw: asn1.PKIBody) -> Body:
             raise DecodeError(f"more than {MAX_ITEMS} CertReqMsg")
         return CertReqBody(kind, tuple(_cert_req_msg(m) for m in value))
     if kind == "p10cr":
-        return P10crBody(value.dump())
+        return P10crBody(bytes(value.untag().dump()))
     if kind in ("ip", "cp", "kup"):
         return _cert_rep(kind, value)
     if kind == "certConf":
@@ -672,7 +672,7 @@ def _untagged(value: Any) -> bytes | None:
     """The DER of a tagged field's value as it would stand alone (universal tag)."""
     if value is None:
         return None
-    return bytes(value.untag().dump(force=True)) if value.explicit or value.implicit else bytes(value.dump())
+    return bytes(value.untag().dump()) if value.explicit or value.implicit else bytes(value.dump())
 
 
 def _cert_req_msg(raw: asn1.CertReqMsg) -> CertRequest:
@@ -709,7 +709,7 @@ def _popo(raw: Any, cert_request_der: bytes) -> Popo | None:
     if poposk is None:
         return Popo("signature", algorithm, _bit_bytes(signing["signature"]), cert_request_der)
     auth = poposk["auth_info"]
-    sender = auth.chosen.untag().dump(force=True) if auth.name == "sender" else None
+    sender = auth.chosen.untag().dump() if auth.name == "sender" else None
     mac = None
     if auth.name == "public_key_mac":
         pk = auth.chosen
@@ -718,7 +718,7 @@ def _popo(raw: Any, cert_request_der: bytes) -> Popo | None:
         "signature",
         algorithm,
         _bit_bytes(signing["signature"]),
-        poposk.untag().dump(force=True),
+        poposk.untag().dump(),
         input_sender=sender,
         input_mac=mac,
         input_public_key=poposk["public_key"].dump(),
@@ -731,7 +731,7 @@ def _cert_rep(kind: str, raw: asn1.CertRepMessage) -> CertRepBody:
         pair = _optional(r["certified_key_pair"])
         cert = None
         if pair is not None and pair["cert_or_enc_cert"].name == "certificate":
-            cert = pair["cert_or_enc_cert"].chosen.untag().dump(force=True)
+            cert = pair["cert_or_enc_cert"].chosen.untag().dump()
         responses.append(CertResponse(int(r["cert_req_id"].native), _status_info(r["status"]), cert))
     ca_pubs = _optional(raw["ca_pubs"])
     return CertRepBody(kind, tuple(responses), tuple(c.dump() for c in ca_pubs or ()))
@@ -775,7 +775,7 @@ def _rev_details(raw: asn1.RevDetails) -> RevDetails:
     for ext in _optional(raw["crl_entry_details"]) or ():
         oid = ext["extn_id"].dotted
         if oid == _REASON_OID:
-            reason = int(core.Enumerated.load(ext["extn_value"].contents, strict=True).native)
+            reason = _int(core.Enumerated.load(ext["extn_value"].contents, strict=True))
         elif oid == _INVALIDITY_OID:
             invalidity = core.GeneralizedTime.load(ext["extn_value"].contents, strict=True).native
     return RevDetails(
@@ -803,7 +803,7 @@ def directory_name_of(general_name_der: bytes) -> bytes | None:
     gn = ax509.GeneralName.load(general_name_der)
     if gn.name != "directory_name":
         return None
-    return bytes(gn.chosen.untag().dump(force=True))
+    return bytes(gn.chosen.untag().dump())
 
 
 def is_null_dn(name_der: bytes) -> bool:
@@ -869,14 +869,12 @@ def _to_x509_general_name(gn: ax509.GeneralName) -> x509.GeneralName:
             raise ValueError("an IP address SAN must be 4 or 16 octets")
         return x509.IPAddress(ipaddress.ip_address(raw))
     if kind == "directory_name":
-        return x509.DirectoryName(to_x509_name(gn.chosen.untag().dump(force=True)))
+        return x509.DirectoryName(to_x509_name(gn.chosen.untag().dump()))
     if kind == "registered_id":
         return x509.RegisteredID(ObjectIdentifier(gn.chosen.dotted))
     if kind == "other_name":
         other = gn.chosen
-        return x509.OtherName(
-            ObjectIdentifier(other["type_id"].dotted), other["value"].untag().dump(force=True)
-        )
+        return x509.OtherName(ObjectIdentifier(other["type_id"].dotted), other["value"].untag().dump())
     raise ValueError(f"GeneralName {kind} is not supported")
 
 
@@ -904,7 +902,7 @@ def _alg_id(algorithm: ProtectionAlgorithm) -> algos.AlgorithmIdentifier:
                 "key_derivation_func": {
                     "algorithm": "pbkdf2",
                     "parameters": {
-                        "salt": algorithm.salt,
+                        "salt": algos.Pbkdf2Salt(name="specified", value=algorithm.salt),
                         "iteration_count": algorithm.iterations,
                         "key_length": algorithm.key_length,
                         "prf": {"algorithm": HMAC_OID_OF[algorithm.prf], "parameters": core.Null()},
@@ -1008,6 +1006,9 @@ def _template_value(t: CertTemplate) -> asn1.CertTemplate:
                 for e in t.extensions
             ]
         )
+    if not value:
+        # asn1crypto takes a Sequence built from {} for "not set"; an empty template is set.
+        return asn1.CertTemplate.load(b"\x30\x00")
     return asn1.CertTemplate(value)
 
 
@@ -1105,7 +1106,7 @@ def _body_value(body: Body) -> asn1.PKIBody:
                     {
                         "extn_id": _REASON_OID,
                         "critical": False,
-                        "extn_value": core.Enumerated(d.reason).dump(),
+                        "extn_value": crl.CRLReason(d.reason).dump(),
                     }
                 )
             if d.invalidity_date is not None:
@@ -1225,7 +1226,7 @@ def decode_root_ca_key_update(value: bytes) -> tuple[bytes, bytes | None, bytes 
 
     def cert(name: str) -> bytes | None:
         item = _optional(parsed[name])
-        return None if item is None else bytes(item.untag().dump(force=True))
+        return None if item is None else bytes(item.untag().dump())
 
     return bytes(parsed["new_with_new"].dump()), cert("new_with_old"), cert("old_with_new")
 
@@ -1311,7 +1312,7 @@ def decode_crl_status_list(value: bytes) -> tuple[CrlStatus, ...]:
             if gn.name == "uniform_resource_identifier":
                 uris.append(str(gn.native))
             elif gn.name == "directory_name":
-                issuers.append(bytes(gn.chosen.untag().dump(force=True)))
+                issuers.append(bytes(gn.chosen.untag().dump()))
         out.append(CrlStatus(tuple(uris), tuple(issuers), _time(status["this_update"])))
     return tuple(out)
 
@@ -1350,4 +1351,4 @@ def encode_generalized_time(value: dt.datetime) -> bytes:
 
 
 def encode_revocation_reason(code: int) -> bytes:
-    return bytes(core.Enumerated(code).dump())
+    return bytes(crl.CRLReason(code).dump())

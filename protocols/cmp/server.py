@@ -558,7 +558,9 @@ class CmpServer:
             if item.value is not None and item.value != codec.NULL_DER:
                 raise CmpFailure("badRequest", "id-it-caCerts takes no value")
             answer = InfoItem(asn1.OID_IT_CA_CERTS, codec.encode_certificates(ex.ca.chain))
-        elif item.oid == asn1.OID_IT_ROOT_CA_CERT:
+        elif item.oid in (asn1.OID_IT_ROOT_CA_CERT, asn1.OID_IT_ROOT_CA_KEY_UPDATE):
+            # RFC 9480 asks with id-it-rootCaCert; OpenSSL 3.0 (before RFC 9480) asks with
+            # the answer's own infoType, id-it-rootCaKeyUpdate, and no value.
             answer = self._root_update(ex, item)
         elif item.oid == asn1.OID_IT_CERT_REQ_TEMPLATE:
             answer = self._template(ex, item)
