@@ -426,6 +426,8 @@ def decode_message(data: bytes) -> Message:
             if len(extra) > MAX_EXTRA_CERTS:
                 raise DecodeError(f"more than {MAX_EXTRA_CERTS} extraCerts", header)
             extra_certs = tuple(_strict_certificate(c.dump()) for c in extra)
+        if _outer_der(header_der, body_der, protection, extra_certs) != data:
+            raise DecodeError("PKIMessage is not DER", header)
     except DecodeError as exc:
         exc.header = exc.header or header
         raise
@@ -436,6 +438,18 @@ def decode_message(data: bytes) -> Message:
 
 def _sequence(contents: bytes) -> bytes:
     return b"\x30" + _length(len(contents)) + contents
+
+
+def _outer_der(header: bytes, body: bytes, protection: Any, extra_certs: Sequence[bytes]) -> bytes:
+    """The DER the PKIMessage must be, given its parts as received (header and body are
+    checked on their own, certificates by cryptography): catches BER framing outside them."""
+    contents = header + body
+    if not isinstance(protection, core.Void):
+        contents += protection.dump(force=True)
+    if extra_certs:
+        certs = _sequence(b"".join(extra_certs))
+        contents += b"\xa1" + _length(len(certs)) + certs
+    return _sequence(contents)
 
 
 def _length(n: int) -> bytes:

@@ -177,6 +177,7 @@ class Session:
     last_nonce: bytes | None = None
     sender: bytes | None = None  # Name DER for MAC senders (signature senders use their cert)
     extra_certs: tuple[bytes, ...] | None = None  # override what signature protection sends
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     def header(self, **overrides: object) -> Header:
         general: list[InfoItem] = []
@@ -192,7 +193,7 @@ class Session:
             pvno=self.pvno,
             sender=codec.directory_name(sender_name),
             recipient=codec.directory_name(self.recipient),
-            message_time=dt.datetime.now(dt.UTC),
+            message_time=self.now(),
             transaction_id=self.transaction_id,
             sender_nonce=secrets.token_bytes(16),
             recip_nonce=self.last_nonce,

@@ -58,6 +58,7 @@ class CmpHarness:
         return await server.handle(self.binding(), data, Requester("cmp", remote_addr="127.0.0.1"), label)
 
     def session(self, credential: cmp_client.Credential | None = None, **kwargs: Any) -> Session:
+        kwargs.setdefault("now", self.clock.now)
         return Session(credential if credential is not None else self.mac, self.send, **kwargs)
 
     async def enroll(

@@ -317,7 +317,7 @@ async def test_wrong_recipient_is_wrong_authority(harness: CmpHarness) -> None:
 
 async def test_message_time_too_far_off_is_bad_time(harness: CmpHarness) -> None:
     session = harness.session()
-    header = session.header(message_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    header = session.header(message_time=harness.clock.now() - dt.timedelta(hours=1))
     assert fail_info(await session.exchange(ir(new_key()), header)) == {"badTime"}
 
 
