@@ -397,27 +397,24 @@ def decode_message(data: bytes) -> Message:
     """Parse one DER PKIMessage; DecodeError for anything else."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise DecodeError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    violation = der_violation(data)
     try:
-        msg = asn1.PKIMessage.load(data, strict=True)
+        msg = asn1.PKIMessage.load(data, strict=violation is None)
         raw_header = msg["header"]
         header_der = raw_header.dump()
-        if raw_header.dump(force=True) != header_der:
-            raise DecodeError("PKIHeader is not DER")
-    except DecodeError:
-        raise
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"not a PKIMessage: {exc}") from None
+        raise DecodeError(violation or f"not a PKIMessage: {exc}") from None
     try:
         header = _decode_header(raw_header)
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
-        raise DecodeError(f"PKIHeader does not parse: {exc}") from None
+        raise DecodeError(violation or f"PKIHeader does not parse: {exc}") from None
+    if violation is not None:
+        # The header could be read: the error answer can still echo its transactionID.
+        raise DecodeError(violation, header)
     try:
         raw_body = msg["body"]
-        body_der = raw_body.dump()
-        if raw_body.dump(force=True) != body_der:
-            raise DecodeError("PKIBody is not DER", header)
         body = _decode_body(raw_body)
-        protected = _sequence(header_der + body_der)
+        protected = _sequence(header_der + raw_body.dump())
         protection = msg["protection"]
         protection_bits = None if isinstance(protection, core.Void) else _bit_bytes(protection)
         extra = msg["extra_certs"]
@@ -426,8 +423,6 @@ def decode_message(data: bytes) -> Message:
             if len(extra) > MAX_EXTRA_CERTS:
                 raise DecodeError(f"more than {MAX_EXTRA_CERTS} extraCerts", header)
             extra_certs = tuple(_strict_certificate(c.dump()) for c in extra)
-        if _outer_der(header_der, body_der, protection, extra_certs) != data:
-            raise DecodeError("PKIMessage is not DER", header)
     except DecodeError as exc:
         exc.header = exc.header or header
         raise
@@ -436,20 +431,98 @@ def decode_message(data: bytes) -> Message:
     return Message(header, body, protected, protection_bits, extra_certs)
 
 
+# --- DER at the TLV level (X.690 8.1, 10, 11) ------------------------------------------------
+
+MAX_NESTING = 24
+# Universal types DER always encodes primitive (X.690 10.2, 8.x): BOOLEAN, INTEGER, BIT
+# STRING, OCTET STRING, NULL, OID, ENUMERATED, the string and time types.
+_PRIMITIVE_ONLY = frozenset({1, 2, 3, 4, 5, 6, 10, 12, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30})
+
+
+class _NotDer(Exception):
+    pass
+
+
+def der_violation(data: bytes) -> str | None:
+    """Why `data` is not exactly one DER TLV, or None: definite and minimal lengths,
+    constructed SEQUENCE/SET, primitive strings, canonical BOOLEAN, INTEGER and NULL,
+    bounded nesting. (SET OF order and omitted DEFAULTs are left to the schema.)"""
+    try:
+        end = _tlv(data, 0, len(data), 0)
+    except _NotDer as exc:
+        return f"not DER: {exc}"
+    except IndexError:
+        return "not DER: truncated"
+    if end != len(data):
+        return "not DER: bytes after the message"
+    return None
+
+
+def _tlv(data: bytes, pos: int, limit: int, depth: int) -> int:
+    if depth > MAX_NESTING:
+        raise _NotDer("nested too deeply")
+    first = data[pos]
+    pos += 1
+    number = first & 0x1F
+    if number == 0x1F:  # high tag number form: base 128, minimal, at least 31
+        if data[pos] == 0x80:
+            raise _NotDer("non-minimal tag number")
+        number = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            number = (number << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+            if number > 0xFFFFFF:
+                raise _NotDer("tag number too large")
+        if number < 0x1F:
+            raise _NotDer("high tag number form for a low tag")
+    length = data[pos]
+    pos += 1
+    if length == 0x80:
+        raise _NotDer("indefinite length")
+    if length > 0x80:
+        count = length & 0x7F
+        if count > 4:
+            raise _NotDer("length too large")
+        raw = data[pos : pos + count]
+        if len(raw) != count or raw[0] == 0:
+            raise _NotDer("non-minimal length")
+        length = int.from_bytes(raw, "big")
+        if length < 0x80:
+            raise _NotDer("non-minimal length")
+        pos += count
+    end = pos + length
+    if end > limit:
+        raise _NotDer("length beyond its container")
+    constructed = bool(first & 0x20)
+    if first >> 6 == 0:  # universal
+        if number in (16, 17) and not constructed:
+            raise _NotDer("primitive SEQUENCE or SET")
+        if number in _PRIMITIVE_ONLY:
+            if constructed:
+                raise _NotDer("constructed string or value")
+            value = data[pos:end]
+            if number == 1 and value not in (b"\x00", b"\xff"):
+                raise _NotDer("BOOLEAN is not 00 or FF")
+            if number in (2, 10) and (
+                not value or (len(value) > 1 and (value[:2] < b"\x00\x80" or value[:2] >= b"\xff\x80"))
+            ):
+                raise _NotDer("INTEGER not in its shortest form")
+            if number == 5 and value:
+                raise _NotDer("NULL with contents")
+            if number == 3 and (not value or value[0] > 7 or (len(value) == 1 and value[0] != 0)):
+                raise _NotDer("malformed BIT STRING")
+    if constructed:
+        inner = pos
+        while inner < end:
+            inner = _tlv(data, inner, end, depth + 1)
+    return end
+
+
 def _sequence(contents: bytes) -> bytes:
     return b"\x30" + _length(len(contents)) + contents
-
-
-def _outer_der(header: bytes, body: bytes, protection: Any, extra_certs: Sequence[bytes]) -> bytes:
-    """The DER the PKIMessage must be, given its parts as received (header and body are
-    checked on their own, certificates by cryptography): catches BER framing outside them."""
-    contents = header + body
-    if not isinstance(protection, core.Void):
-        contents += protection.dump(force=True)
-    if extra_certs:
-        certs = _sequence(b"".join(extra_certs))
-        contents += b"\xa1" + _length(len(certs)) + certs
-    return _sequence(contents)
 
 
 def _length(n: int) -> bytes:

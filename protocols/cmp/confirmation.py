@@ -53,6 +53,23 @@ async def revoke_unaccepted(services: Services, tx: Transaction, key: str, why: 
     return replace(ended, version=tx.version + 1)
 
 
+async def revoke_duplicate(services: Services, tx: Transaction) -> None:
+    """Revoke a certificate issued for a duplicate first message (never delivered)."""
+    assert tx.serial is not None
+    try:
+        await services.revocation.revoke(
+            StatusChange(
+                serial=tx.serial,
+                actor=ACTOR,
+                reason=RevocationReason.UNSPECIFIED,
+                comment="CMP: issued for a duplicate transactionID, never delivered",
+                ca=tx.ca,
+            )
+        )
+    except (InvalidState, NotFound):
+        pass
+
+
 async def revoke_overdue(services: Services, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Revoke every certificate whose confirmation deadline has passed."""
     now = now or services.clock.now()

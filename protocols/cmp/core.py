@@ -502,9 +502,10 @@ class Confirmation(StrEnum):
 
 
 def check_confirmation(
-    tx: Transaction, body: CertConfBody, certificate: x509.Certificate, now: dt.datetime
+    tx: Transaction, body: CertConfBody, now: dt.datetime, certificate: x509.Certificate | None = None
 ) -> Confirmation:
-    """certConf (RFC 4210 5.3.18, RFC 9483 4.1.1): one CertStatus for the issued certificate."""
+    """certConf (RFC 4210 5.3.18, RFC 9483 4.1.1): one CertStatus for the issued certificate.
+    `certificate` is needed only when the client hashed with another algorithm (hashAlg)."""
     if tx.confirm_by is not None and now > tx.confirm_by:
         raise CmpFailure("badTime", "certConf came after confirmWaitTime; the certificate is revoked")
     if len(body.confirmations) != 1:
@@ -514,13 +515,22 @@ def check_confirmation(
         raise CmpFailure("badCertId", f"certReqId {status.cert_req_id} is not {tx.cert_req_id}")
     if status.hash_alg is not None and tx.pvno < codec.PVNO_CMP2021:
         raise CmpFailure("badRequest", "hashAlg in CertStatus needs pvno cmp2021")
-    try:
-        expected = protection.certificate_hash(certificate, status.hash_alg)
-    except protection.ParameterError as exc:
-        raise CmpFailure("badAlg", str(exc)) from None
+    if status.hash_alg is None and tx.cert_hash is not None:
+        expected = tx.cert_hash
+    else:
+        if certificate is None:
+            raise ValueError("the certificate is needed to check this certConf")
+        try:
+            expected = protection.certificate_hash(certificate, status.hash_alg)
+        except protection.ParameterError as exc:
+            raise CmpFailure("badAlg", str(exc)) from None
     if status.cert_hash != expected:
         raise CmpFailure("badCertId", "certHash does not match the issued certificate")
     return Confirmation.ACCEPTED if status.accepted else Confirmation.REJECTED
+
+
+def needs_certificate(tx: Transaction, body: CertConfBody) -> bool:
+    return tx.cert_hash is None or any(c.hash_alg is not None for c in body.confirmations)
 
 
 def poll_ids_match(tx: Transaction, cert_req_ids: Sequence[int]) -> None:

@@ -11,19 +11,16 @@ from aiohttp import web
 from protocols._shared.web import binding_of, read_body, requester_of, services_of
 from protocols.cmp import codec, core
 from protocols.cmp.errors import CmpFailure
-from protocols.cmp.responder import Responders
-from protocols.cmp.server import CmpServer
+from protocols.cmp.server import CmpServer, ServerState
 
 CONTENT_TYPE = "application/pkixcmp"
 
-RESPONDERS = web.AppKey("cmp.responders", Responders)
-SETTINGS_CACHE = web.AppKey("cmp.settings_cache", dict)
+STATE = web.AppKey("cmp.state", ServerState)
 
 
 def application() -> web.Application:
     app = web.Application()
-    app[RESPONDERS] = Responders()
-    app[SETTINGS_CACHE] = {}
+    app[STATE] = ServerState()
     app.router.add_post("/{ca}", pki_message)
     app.router.add_post("/{ca}/{operation}", pki_message)
     return app
@@ -36,7 +33,7 @@ async def pki_message(request: web.Request) -> web.Response:
     if request.content_type != CONTENT_TYPE:
         return error_message(415, CmpFailure("badDataFormat", f"send {CONTENT_TYPE} (RFC 6712 3.4)"))
     body = await read_body(request, codec.MAX_MESSAGE_BYTES)
-    server = CmpServer(services_of(request), request.app[RESPONDERS], request.app[SETTINGS_CACHE])
+    server = CmpServer(services_of(request), request.app[STATE])
     answer = await server.handle(binding_of(request), body, requester_of(request, "cmp"), label)
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 

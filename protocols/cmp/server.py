@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
@@ -100,19 +101,29 @@ class Reply:
     body: codec.Body
     general_info: tuple[InfoItem, ...] = ()
     extra_certs: tuple[bytes, ...] = ()
+    transaction: Transaction | None = None  # what a first message leaves behind
+
+
+# Shared secrets are looked up once per this many seconds per worker: a revoked secret
+# stops working within that time (as a changed binding does, gateway/bindings.py).
+SECRET_CACHE_SECONDS = 5.0
+
+
+@dataclass
+class ServerState:
+    """What one worker's exchanges share: the responder credentials, parsed binding
+    settings and recently looked-up shared secrets."""
+
+    responders: Responders = field(default_factory=Responders)
+    settings: dict[int, tuple[Binding, CmpSettings]] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], tuple[float, bytes | None]] = field(default_factory=dict)
 
 
 class CmpServer:
-    def __init__(
-        self,
-        services: Services,
-        responders: Responders,
-        settings_cache: dict[int, tuple[Binding, CmpSettings]] | None = None,
-        crls: CrlSource | None = None,
-    ) -> None:
+    def __init__(self, services: Services, state: ServerState, crls: CrlSource | None = None) -> None:
         self._services = services
-        self._responders = responders
-        self._settings_cache = settings_cache if settings_cache is not None else {}
+        self._state = state
+        self._responders = state.responders
         self._crls = crls
 
     # --- entry point ---------------------------------------------------------------------
@@ -151,14 +162,30 @@ class CmpServer:
         return await self._answer(ex, reply)
 
     def _settings(self, binding: Binding) -> CmpSettings:
-        cached = self._settings_cache.get(id(binding))
+        cache = self._state.settings
+        cached = cache.get(id(binding))
         if cached is not None and cached[0] is binding:
             return cached[1]
         settings = CmpSettings.parse(binding.settings)
-        if len(self._settings_cache) > 64:
-            self._settings_cache.clear()
-        self._settings_cache[id(binding)] = (binding, settings)
+        if len(cache) > 64:
+            cache.clear()
+        cache[id(binding)] = (binding, settings)
         return settings
+
+    async def _shared_secret(self, ca: str, reference: str) -> bytes | None:
+        cache = self._state.secrets
+        now = time.monotonic()
+        hit = cache.get((ca, reference))
+        if hit is not None and now - hit[0] < SECRET_CACHE_SECONDS:
+            return hit[1]
+        try:
+            _, secret = await self._services.credentials.shared_secret("cmp", ca, reference)
+        except Unauthorized:
+            secret = None  # remembered too, so unknown references cannot make every request a query
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[(ca, reference)] = (now, secret)
+        return secret
 
     async def _dispatch(self, ex: Exchange, kind: str) -> Reply:
         assert ex.message is not None
@@ -172,9 +199,17 @@ class CmpServer:
         if kind in core.FOLLOW_UPS:
             return await self._follow_up(ex, kind)
         core.check_kur_protection(ex.sender, kind)
+        await self._check_unused(ex)
         tx = core.open_transaction(ex.ca.id, kind, ex.sender, message.header, ex.nonce)
-        tx = await self._create_transaction(ex, tx)
-        body = message.body
+        try:
+            reply = await self._first_message(ex, tx, message.body)
+        except CmpFailure:
+            await self._record(ex, tx)  # a refused request uses up its transactionID too
+            raise
+        await self._record(ex, reply.transaction or tx)
+        return reply
+
+    async def _first_message(self, ex: Exchange, tx: Transaction, body: codec.Body) -> Reply:
         if isinstance(body, CertReqBody):
             return await self._certify(ex, tx, body)
         if isinstance(body, P10crBody):
@@ -205,13 +240,15 @@ class CmpServer:
             raise CmpFailure("badMessageCheck", "MAC protection needs the senderKID", protection_failed=True)
         try:
             reference = kid.decode("utf-8")
-            _, secret = await self._services.credentials.shared_secret("cmp", ex.ca.id, reference)
-        except (UnicodeDecodeError, Unauthorized):
+        except UnicodeDecodeError:
+            reference = ""
+        secret = await self._shared_secret(ex.ca.id, reference) if reference else None
+        if secret is None:
             raise CmpFailure(
                 "badMessageCheck",
                 "unknown senderKID: no shared secret of that reference",
                 protection_failed=True,
-            ) from None
+            )
         try:
             valid = protection.verify_mac(
                 secret, algorithm, message.protected_part, message.protection or b""
@@ -292,19 +329,32 @@ class CmpServer:
 
     # --- transactions ----------------------------------------------------------------------
 
-    async def _create_transaction(self, ex: Exchange, tx: Transaction) -> Transaction:
+    async def _check_unused(self, ex: Exchange) -> None:
+        """A first message must open a new transaction (RFC 4210 5.1.1: transactionIdInUse)."""
+        if await self._services.store.state.get(core.TX_NAMESPACE, ex.tx_key, ex.now) is not None:
+            raise CmpFailure("transactionIdInUse", "this transactionID is already in use")
+
+    async def _record(self, ex: Exchange, tx: Transaction) -> None:
+        """Store a first message's transaction, once, after the work is done. Two copies of
+        one first message racing past _check_unused both did the work; the loser's create
+        fails here, and what it made is undone (its certificate revoked, its approval
+        request rejected) before it answers transactionIdInUse."""
         state = self._services.store.state
         for _ in range(2):
             try:
                 await state.create(
                     core.TX_NAMESPACE, ex.tx_key, tx.document(), ex.now, tx.lookup(), tx.expires_at(ex.now)
                 )
-                return dataclasses.replace(tx, version=1)
+                return
             except Conflict:
                 existing = await state.get(core.TX_NAMESPACE, ex.tx_key)
                 if existing is None or existing.expires_at is None or existing.expires_at > ex.now:
-                    raise CmpFailure("transactionIdInUse", "this transactionID is already in use") from None
+                    break
                 await state.delete(core.TX_NAMESPACE, ex.tx_key)  # expired: its id may be reused
+        if tx.serial is not None:
+            await confirmation.revoke_duplicate(self._services, tx)
+        if tx.approval_id is not None:
+            await self._services.approvals.reject(tx.approval_id, "cmp", "duplicate transactionID")
         raise CmpFailure("transactionIdInUse", "this transactionID is already in use")
 
     async def _load_transaction(self, ex: Exchange) -> Transaction | None:
@@ -404,24 +454,25 @@ class CmpServer:
                 pending = await self._services.approvals.submit(issuance)
             except CegError as error:
                 return self._rejected(ex, tx, translate.failure_for(error))
-            await self._save(ex, core.waiting(tx, pending.id, implicit, ex.nonce, profile))
+            parked = core.waiting(tx, pending.id, implicit, ex.nonce, profile)
             waiting = StatusInfo("waiting", text=("the request waits for an officer's approval",))
-            return Reply(CertRepBody(tx.response_kind, (CertResponse(tx.cert_req_id, waiting),)))
+            body = CertRepBody(tx.response_kind, (CertResponse(tx.cert_req_id, waiting),))
+            return Reply(body, transaction=parked)
         try:
             issued = await self._services.issuance.issue(issuance)
         except CegError as error:
             # IssuanceService has audited the refusal already.
             return self._rejected(ex, tx, translate.failure_for(error))
-        return await self._delivered(ex, tx, issued.der, issued.serial_hex, implicit)
+        return self._delivered(ex, tx, issued.der, issued.serial_hex, implicit)
 
-    async def _delivered(
+    def _delivered(
         self, ex: Exchange, tx: Transaction, certificate: bytes, serial: str, implicit: bool
     ) -> Reply:
-        """The ip/cp/kup carrying a new certificate, with its transaction moved on."""
+        """The ip/cp/kup carrying a new certificate, and the transaction it leaves behind."""
         assert ex.sender is not None
         cert = x509.load_der_x509_certificate(certificate)
         confirm_wait = dt.timedelta(seconds=ex.settings.confirm_wait_seconds)
-        tx = await self._save(ex, core.issued(tx, serial, cert, implicit, ex.now, confirm_wait, ex.nonce))
+        tx = core.issued(tx, serial, cert, implicit, ex.now, confirm_wait, ex.nonce)
         if tx.confirm_by is None:
             info = (core.implicit_confirm_item(),)
         else:
@@ -430,7 +481,8 @@ class CmpServer:
         # caPubs: the root, for a MAC-authenticated ir (RFC 4210 5.3.2, RFC 9483 4.1.1).
         ca_pubs = (chain[-1],) if ex.sender.kind == "mac" and tx.kind == "ir" else ()
         response = CertResponse(tx.cert_req_id, core.ACCEPTED, certificate)
-        return Reply(CertRepBody(tx.response_kind, (response,), ca_pubs), info, _chain_without_root(chain))
+        body = CertRepBody(tx.response_kind, (response,), ca_pubs)
+        return Reply(body, info, _chain_without_root(chain), transaction=tx)
 
     def _rejected(self, ex: Exchange, tx: Transaction, failure: CmpFailure) -> Reply:
         return Reply(CertRepBody(tx.response_kind, (CertResponse(tx.cert_req_id, core.rejection(failure)),)))
@@ -453,12 +505,15 @@ class CmpServer:
         return Reply(codec.PkiConfBody())
 
     async def _confirm(self, ex: Exchange, tx: Transaction, body: CertConfBody) -> Reply:
-        assert tx.serial is not None
-        record = await self._services.store.certificates.get(tx.serial, ca=ex.ca.id)
-        if record is None:
-            raise CmpFailure("badCertId", "the certificate of this transaction is gone")
+        certificate = None
+        if core.needs_certificate(tx, body):
+            assert tx.serial is not None
+            record = await self._services.store.certificates.get(tx.serial, ca=ex.ca.id)
+            if record is None:
+                raise CmpFailure("badCertId", "the certificate of this transaction is gone")
+            certificate = x509.load_der_x509_certificate(record.der)
         try:
-            outcome = core.check_confirmation(tx, body, x509.load_der_x509_certificate(record.der), ex.now)
+            outcome = core.check_confirmation(tx, body, ex.now, certificate)
         except CmpFailure as failure:
             if "badTime" in failure.fail_info:
                 await confirmation.revoke_unaccepted(self._services, tx, ex.tx_key, "certConf too late")
@@ -482,7 +537,10 @@ class CmpServer:
         if pending.state is ApprovalState.ISSUED and pending.serial is not None:
             record = await self._services.store.certificates.get(pending.serial, ca=ex.ca.id)
             if record is not None:
-                return await self._delivered(ex, tx, record.der, record.serial, tx.implicit)
+                reply = self._delivered(ex, tx, record.der, record.serial, tx.implicit)
+                assert reply.transaction is not None
+                await self._save(ex, reply.transaction)
+                return reply
         await self._save(ex, dataclasses.replace(tx, state=TxState.CLOSED, nonce=ex.nonce))
         reason = pending.reason or "rejected"
         return self._rejected(

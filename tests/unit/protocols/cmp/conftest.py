@@ -18,8 +18,7 @@ from ca_core.model import KeyAlgorithm, Requester
 from ca_core.services import Services, open_services
 from protocols._shared.web import Binding
 from protocols.cmp import core
-from protocols.cmp.responder import Responders
-from protocols.cmp.server import CmpServer, CrlSource
+from protocols.cmp.server import CmpServer, CrlSource, ServerState
 from tests.support import cmp_client
 from tests.support.cmp_client import MacCredential, Session, SignatureCredential
 from tests.support.hierarchy import make_hierarchy
@@ -37,7 +36,7 @@ class CmpHarness:
     settings: dict[str, Any] = field(default_factory=dict)
     allowed_profiles: tuple[str, ...] = core.PROFILES
     crls: CrlSource | None = None
-    responders: Responders = field(default_factory=Responders)
+    state: ServerState = field(default_factory=ServerState)
 
     @property
     def mac(self) -> MacCredential:
@@ -54,7 +53,7 @@ class CmpHarness:
         return Binding("cmp", self.issuing, self.allowed_profiles, self.allowed_profiles[0], True, settings)
 
     async def send(self, data: bytes, label: str | None = None) -> bytes:
-        server = CmpServer(self.services, self.responders, crls=self.crls)
+        server = CmpServer(self.services, self.state, crls=self.crls)
         return await server.handle(self.binding(), data, Requester("cmp", remote_addr="127.0.0.1"), label)
 
     def session(self, credential: cmp_client.Credential | None = None, **kwargs: Any) -> Session:
@@ -75,7 +74,7 @@ class CmpHarness:
         return SignatureCredential(certificate, key, (await self.chain())[:-1])
 
     async def responder_certificate(self) -> bytes:
-        return (await self.responders.get(self.services, self.issuing)).certificate
+        return (await self.state.responders.get(self.services, self.issuing)).certificate
 
 
 @pytest.fixture

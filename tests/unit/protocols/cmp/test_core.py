@@ -181,14 +181,14 @@ def test_confirmation_checks() -> None:
         b"",
     )
     accepted = cert_conf(der)
-    assert core.check_confirmation(tx, accepted, cert, NOW) is core.Confirmation.ACCEPTED  # type: ignore[arg-type]
-    assert core.check_confirmation(tx, cert_conf(der, accept=False), cert, NOW) is core.Confirmation.REJECTED  # type: ignore[arg-type]
-    refused("badTime", core.check_confirmation, tx, accepted, cert, NOW + dt.timedelta(seconds=61))
-    refused("badCertId", core.check_confirmation, tx, cert_conf(der, cert_req_id=1), cert, NOW)
-    refused("badRequest", core.check_confirmation, tx, cert_conf(der, hash_alg="sha512"), cert, NOW)
+    assert core.check_confirmation(tx, accepted, NOW) is core.Confirmation.ACCEPTED  # type: ignore[arg-type]
+    assert core.check_confirmation(tx, cert_conf(der, accept=False), NOW) is core.Confirmation.REJECTED  # type: ignore[arg-type]
+    refused("badTime", core.check_confirmation, tx, accepted, NOW + dt.timedelta(seconds=61))
+    refused("badCertId", core.check_confirmation, tx, cert_conf(der, cert_req_id=1), NOW)
+    refused("badRequest", core.check_confirmation, tx, cert_conf(der, hash_alg="sha512"), NOW, cert)
     v3 = dataclasses.replace(tx, pvno=3)
     assert (
-        core.check_confirmation(v3, cert_conf(der, hash_alg="sha512"), cert, NOW)
+        core.check_confirmation(v3, cert_conf(der, hash_alg="sha512"), NOW, cert)
         is core.Confirmation.ACCEPTED
     )  # type: ignore[arg-type]
 

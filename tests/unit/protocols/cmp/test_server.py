@@ -306,6 +306,22 @@ async def test_replayed_transaction_id_is_in_use(harness: CmpHarness) -> None:
     assert fail_info(await other.exchange(ir(new_key()))) == {"transactionIdInUse"}
 
 
+async def test_two_copies_of_one_ir_at_once_leave_one_certificate(harness: CmpHarness) -> None:
+    import asyncio
+
+    from ca_core.store.certificates import CertificateQuery
+
+    data = harness.session().encode(ir(new_key(), "CN=twice.example"))
+    answers = [codec.decode_message(a) for a in await asyncio.gather(*(harness.send(data) for _ in range(3)))]
+    delivered = [a for a in answers if not fail_info(a)]
+    assert len(delivered) == 1
+    assert all(fail_info(a) == {"transactionIdInUse"} for a in answers if a not in delivered)
+    # Whatever a losing copy issued before it lost was revoked, never delivered.
+    page = await harness.services.store.certificates.search(CertificateQuery(text="twice.example"))
+    live = [r for r in page.items if r.status is CertStatus.NORMAL]
+    assert [r.der for r in live] == [issued_certificate(delivered[0])]
+
+
 async def test_wrong_recipient_is_wrong_authority(harness: CmpHarness) -> None:
     session = harness.session(recipient=x509.Name.from_rfc4514_string("CN=Some Other CA").public_bytes())
     answer = await session.exchange(ir(new_key()))
