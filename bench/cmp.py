@@ -1,18 +1,19 @@
 """CMP ir transactions per second: ceg against OpenSSL's built-in CMP mock server, with
 the same client on both sides.
 
-Each transaction is a MAC-protected ir -> ip, certConf -> pkiConf (the full RFC 4210
-exchange, two round trips). The mock (`openssl cmp -port ...`) answers every request
-with one fixed certificate, so the client enrolls the mock certificate's own key, and
-uses that same key against ceg (which issues, stores and audits a new certificate every
-time).
+A transaction is a MAC-protected ir -> ip, certConf -> pkiConf (the full RFC 4210
+exchange, two round trips). ceg runs as `ceg serve` on a `ceg init --demo` data dir
+(SQLite, file keys) and issues, stores and audits a new certificate each time; the mock
+(`openssl cmp -port ...`) answers every request with one fixed certificate, so the
+client enrolls the mock certificate's own key (and the same key at ceg). Each server is
+its own process, and so is each client.
 
-Figures:
-- `openssl cmp` as the client, one process per transaction, sequential and 4 at a time;
-  plus the client alone (`-use_mock_srv`, no network) to show how much of each side is
-  the client's own process start-up.
-- An in-process async client (tests/support/cmp_client.py over aiohttp, keep-alive),
-  sequential and 16 at a time, against both servers.
+Clients:
+- `openssl cmp`, one process per transaction, one at a time and 4 at a time; and the
+  client alone (`-use_mock_srv`, no network), which bounds both sides from above.
+- The in-process async client (bench/_cmp_load.py: tests/support/cmp_client.py over
+  aiohttp, one connection per transaction), 1 and 16 transactions at a time. OpenSSL's
+  mock serves one connection at a time, so its transactions queue.
 Load stays on 127.0.0.1 and every loop is bounded.
 """
 
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -31,19 +35,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from bench.report import Report
-from ca_core.keys.file import FileKeyStore, generate_private_key
+from ca_core.keys.file import generate_private_key
 from ca_core.model import KeyAlgorithm
-from ca_core.services import open_services
-from protocols.cmp import frontend
-from tests.support import cmp_client
-from tests.support.gateway import free_port, start_gateway
+from tests.support.gateway import free_port
 
 NAME = "cmp"
-CEG_REF, CEG_SECRET = "bench", "bench-secret"
 MOCK_REF, MOCK_SECRET = "mock", "mock-secret"
 OPENSSL_SEQUENTIAL = 30
 OPENSSL_CONCURRENT = (4, 15)  # processes at a time, transactions each
-INPROC = ((1, 100), (16, 25))  # concurrency, transactions per worker
+INPROC = ((1, 100), (16, 15))  # transactions at a time, transactions each
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    port: int
+    path: str
+    ref: str
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.path}"
 
 
 async def run(report: Report) -> None:
@@ -61,38 +74,24 @@ async def run(report: Report) -> None:
         )
         mock_cert = tmp / "mock-cert.pem"
         mock_cert.write_bytes(_self_signed(key).public_bytes(serialization.Encoding.PEM))
-
-        services = await open_services(
-            f"sqlite+aiosqlite:///{tmp}/ceg.db", FileKeyStore(tmp / "keys", b"bench"), "http://127.0.0.1"
-        )
-        live, runner = await start_gateway(services, tmp, {"cmp": frontend})
-        mock = None
+        ceg_port = free_port()
+        demo = await _ceg_init(tmp / "ceg", ceg_port)
+        ceg = Target("ceg", ceg_port, "/".join(demo["url"].split("/")[3:]), demo["reference"], demo["secret"])
+        mock = Target("openssl-mock", free_port(), "pkix/", MOCK_REF, MOCK_SECRET)
+        processes: list[asyncio.subprocess.Process] = []
         try:
-            await live.bindings.put("cmp", live.issuing)
-            await services.credentials.create_shared_secret(
-                CEG_REF, {"protocol": "cmp", "ca": live.issuing}, secret=CEG_SECRET
-            )
-            mock_port = free_port()
-            mock = await _start_mock(mock_port, mock_cert, tmp)
-            ceg = Target("ceg", live.http.rsplit(":", 1)[1], ".well-known/cmp/p/issuing", CEG_REF, CEG_SECRET)
-            openssl_mock = Target("openssl-mock", str(mock_port), "pkix/", MOCK_REF, MOCK_SECRET)
-            await _openssl_client(report, tmp, key_pem, mock_cert, ceg, openssl_mock)
-            await _inprocess_client(report, key, ceg, openssl_mock)
+            processes.append(await _ceg_serve(tmp / "ceg", ceg_port, workers=1))
+            processes.append(await _start_mock(mock, mock_cert, tmp))
+            await _openssl_client(report, tmp, key_pem, mock_cert, ceg, mock)
+            await _load_client(report, key_pem, ceg, mock)
+            await _stop(processes.pop(0))
+            processes.insert(0, await _ceg_serve(tmp / "ceg", ceg_port, workers=2))
+            workers, each = INPROC[1]
+            rate = await _load(ceg, key_pem, workers, each)
+            report.add(NAME, f"in-process client -> ceg --workers 2, {workers} at a time", f"{rate:.1f} tx/s")
         finally:
-            if mock is not None and mock.returncode is None:
-                mock.terminate()
-                await mock.wait()
-            await runner.cleanup()
-            await services.close()
-
-
-class Target:
-    def __init__(self, name: str, port: str, path: str, ref: str, secret: str) -> None:
-        self.name, self.port, self.path, self.ref, self.secret = name, port, path, ref, secret
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{self.path}"
+            for process in processes:
+                await _stop(process)
 
 
 def _self_signed(key: object) -> x509.Certificate:
@@ -110,14 +109,62 @@ def _self_signed(key: object) -> x509.Certificate:
     )
 
 
-async def _start_mock(port: int, cert: Path, tmp: Path) -> asyncio.subprocess.Process:
+def _ceg() -> str:
+    return str(Path(sys.executable).with_name("ceg"))
+
+
+async def _ceg_init(data_dir: Path, port: int) -> dict[str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        _ceg(),
+        "init",
+        "--data-dir",
+        str(data_dir),
+        "--demo",
+        "--http-port",
+        str(port),
+        "--https-port",
+        str(free_port()),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"ceg init failed: {err.decode()[-500:]}")
+    demo: dict[str, dict[str, str]] = json.loads((data_dir / "demo.json").read_text())
+    return demo["cmp"]
+
+
+async def _ceg_serve(data_dir: Path, port: int, workers: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        _ceg(),
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("ceg serve did not come up")
+
+
+async def _start_mock(target: Target, cert: Path, tmp: Path) -> asyncio.subprocess.Process:
     mock = await asyncio.create_subprocess_exec(
         "openssl",
         "cmp",
         "-config",
         "",
         "-port",
-        str(port),
+        str(target.port),
         "-srv_ref",
         MOCK_REF,
         "-srv_secret",
@@ -132,7 +179,7 @@ async def _start_mock(port: int, cert: Path, tmp: Path) -> asyncio.subprocess.Pr
     )
     for _ in range(100):
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            _, writer = await asyncio.open_connection("127.0.0.1", target.port)
             writer.close()
             return mock
         except OSError:
@@ -140,17 +187,20 @@ async def _start_mock(port: int, cert: Path, tmp: Path) -> asyncio.subprocess.Pr
     raise RuntimeError("the OpenSSL mock server did not start")
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 async def _openssl_ir(tmp: Path, key: Path, target: Target | None, out: str, mock_cert: Path) -> None:
     if target is None:  # the client alone: OpenSSL's in-process mock, no network
-        where = [
-            "-use_mock_srv",
-            "-srv_ref",
-            MOCK_REF,
-            "-srv_secret",
-            f"pass:{MOCK_SECRET}",
-            "-rsp_cert",
-            str(mock_cert),
-        ]
+        where = ["-use_mock_srv", "-srv_ref", MOCK_REF, "-srv_secret", f"pass:{MOCK_SECRET}"]
+        where += ["-rsp_cert", str(mock_cert)]
         ref, secret = MOCK_REF, MOCK_SECRET
     else:
         where = ["-server", f"127.0.0.1:{target.port}", "-path", target.path]
@@ -179,9 +229,8 @@ async def _openssl_ir(tmp: Path, key: Path, target: Target | None, out: str, moc
     )
     _, err = await proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"openssl cmp against {target.name if target else 'itself'} failed: {err.decode()[-300:]}"
-        )
+        who = target.name if target else "itself"
+        raise RuntimeError(f"openssl cmp against {who} failed: {err.decode()[-300:]}")
 
 
 async def _timed(workers: int, per_worker: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -197,76 +246,57 @@ async def _timed(workers: int, per_worker: int, one: Callable[[int], Awaitable[N
 async def _openssl_client(
     report: Report, tmp: Path, key: Path, mock_cert: Path, ceg: Target, mock: Target
 ) -> None:
-    rates: dict[str, float] = {}
-    await _openssl_ir(tmp, key, ceg, "warm.pem", mock_cert)  # responder key, caches
-    for target in (ceg, mock):
-        rate = await _timed(
-            1, OPENSSL_SEQUENTIAL, lambda i, t=target: _openssl_ir(tmp, key, t, f"{t.name}.pem", mock_cert)
-        )
-        rates[target.name] = rate
-        report.add(NAME, f"openssl cmp -> {target.name}, sequential", f"{rate:.1f} tx/s")
-    report.add(
-        NAME,
-        "ratio ceg / openssl-mock (openssl cmp, sequential)",
-        f"{rates['ceg'] / rates['openssl-mock']:.2f}",
-    )
-    workers, each = OPENSSL_CONCURRENT
-    for target in (ceg, mock):
-        rate = await _timed(
-            workers, each, lambda i, t=target: _openssl_ir(tmp, key, t, f"{t.name}-{i}.pem", mock_cert)
-        )
-        rates[f"{target.name}-c"] = rate
-        report.add(NAME, f"openssl cmp -> {target.name}, {workers} at a time", f"{rate:.1f} tx/s")
-    report.add(
-        NAME,
-        f"ratio ceg / openssl-mock (openssl cmp, {workers} at a time)",
-        f"{rates['ceg-c'] / rates['openssl-mock-c']:.2f}",
-    )
+    await _openssl_ir(tmp, key, ceg, "warm.pem", mock_cert)  # responder credential, caches
+    for workers, each, label in (
+        (1, OPENSSL_SEQUENTIAL, "one at a time"),
+        (*OPENSSL_CONCURRENT, "4 at a time"),
+    ):
+        rates = {}
+        for target in (ceg, mock):
+
+            def one(i: int, t: Target = target) -> Awaitable[None]:
+                return _openssl_ir(tmp, key, t, f"{t.name}-{i}.pem", mock_cert)
+
+            rates[target.name] = await _timed(workers, each, one)
+            report.add(NAME, f"openssl cmp -> {target.name}, {label}", f"{rates[target.name]:.1f} tx/s")
+        ratio = rates["ceg"] / rates["openssl-mock"]
+        report.add(NAME, f"ratio ceg / openssl-mock (openssl cmp, {label})", f"{ratio:.2f}")
     alone = await _timed(1, OPENSSL_SEQUENTIAL, lambda i: _openssl_ir(tmp, key, None, "alone.pem", mock_cert))
     report.add(
-        NAME, "openssl cmp alone (-use_mock_srv, no network)", f"{alone:.1f} tx/s", "the client's own ceiling"
+        NAME, "openssl cmp alone (-use_mock_srv, no network)", f"{alone:.1f} tx/s", "the client's ceiling"
     )
 
 
-async def _inprocess_client(report: Report, key: object, ceg: Target, mock: Target) -> None:
-    request = cmp_client.cert_request(key, "CN=bench device")  # type: ignore[arg-type]
-    # ceg keeps connections alive; the OpenSSL mock closes each one after its answer
-    # (HTTP/1.0), so its client session opens a connection per message.
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as keep_alive,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, force_close=True)) as closing,
-    ):
+async def _load(target: Target, key_pem: Path, workers: int, each: int) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench._cmp_load",
+        target.url,
+        target.ref,
+        target.secret,
+        str(key_pem),
+        str(workers),
+        str(each),
+        cwd=Path(__file__).parents[1],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load client against {target.name} failed: {err.decode()[-500:]}")
+    return float(json.loads(out.decode().strip().splitlines()[-1])["rate"])
 
-        def sender(target: Target) -> Callable[[bytes], Awaitable[bytes]]:
-            http = keep_alive if target is ceg else closing
 
-            async def send(data: bytes) -> bytes:
-                headers = {"Content-Type": "application/pkixcmp"}
-                async with http.post(target.url, data=data, headers=headers) as response:
-                    return await response.read()
-
-            return send
-
-        async def transaction(target: Target) -> None:
-            credential = cmp_client.MacCredential(target.ref, target.secret.encode())
-            session = cmp_client.Session(credential, sender(target))
-            answer = await session.exchange(cmp_client.CertReqBody("ir", (request,)))
-            certificate = cmp_client.issued_certificate(answer)
-            done = await session.exchange(cmp_client.cert_conf(certificate))
-            if done.body.kind != "pkiconf":
-                raise RuntimeError(f"{target.name} answered certConf with {done.body.kind}")
-
-        for workers, each in INPROC:
-            rates = {}
-            for target in (ceg, mock):
-                rates[target.name] = await _timed(workers, each, lambda i, t=target: transaction(t))
-                report.add(
-                    NAME,
-                    f"in-process client -> {target.name}, {workers} at a time",
-                    f"{rates[target.name]:.1f} tx/s",
-                )
+async def _load_client(report: Report, key_pem: Path, ceg: Target, mock: Target) -> None:
+    for workers, each in INPROC:
+        rates = {}
+        for target in (ceg, mock):
+            rates[target.name] = await _load(target, key_pem, workers, each)
             report.add(
                 NAME,
-                f"ratio ceg / openssl-mock (in-process client, {workers} at a time)",
-                f"{rates['ceg'] / rates['openssl-mock']:.2f}",
+                f"in-process client -> {target.name}, {workers} at a time",
+                f"{rates[target.name]:.1f} tx/s",
             )
+        ratio = rates["ceg"] / rates["openssl-mock"]
+        report.add(NAME, f"ratio ceg / openssl-mock (in-process client, {workers} at a time)", f"{ratio:.2f}")
