@@ -41,9 +41,8 @@ from typing import Any
 
 from cryptography import x509
 
-from ca_core.approvals import ApprovalState
 from ca_core.model import RevocationReason
-from protocols.cmp import asn1, codec, protection
+from protocols.cmp import codec, oids, protection
 from protocols.cmp.codec import (
     Body,
     CertConfBody,
@@ -52,7 +51,6 @@ from protocols.cmp.codec import (
     GenBody,
     Header,
     InfoItem,
-    Message,
     Pbm,
     Pbmac1,
     ProtectionAlgorithm,
@@ -86,10 +84,10 @@ OPERATION_LABELS: dict[str, tuple[str, str | None]] = {
     "keyupdate": ("kur", None),
     "pkcs10": ("p10cr", None),
     "revocation": ("rr", None),
-    "getcacerts": ("genm", asn1.OID_IT_CA_CERTS),
-    "getrootupdate": ("genm", asn1.OID_IT_ROOT_CA_CERT),
-    "getcertreqtemplate": ("genm", asn1.OID_IT_CERT_REQ_TEMPLATE),
-    "getcrls": ("genm", asn1.OID_IT_CRL_STATUS_LIST),
+    "getcacerts": ("genm", oids.OID_IT_CA_CERTS),
+    "getrootupdate": ("genm", oids.OID_IT_ROOT_CA_CERT),
+    "getcertreqtemplate": ("genm", oids.OID_IT_CERT_REQ_TEMPLATE),
+    "getcrls": ("genm", oids.OID_IT_CRL_STATUS_LIST),
 }
 
 # The CRLReason codes of RFC 5280 5.3.1 that ceg revokes with.
@@ -268,7 +266,7 @@ def check_kur_protection(sender: Sender, kind: str) -> None:
 
 def requested_profile(header: Header) -> str | None:
     """The id-it-certProfile generalInfo (RFC 9480 2.11), its first name."""
-    item = header.info(asn1.OID_IT_CERT_PROFILE)
+    item = header.info(oids.OID_IT_CERT_PROFILE)
     if item is None or item.value is None:
         return None
     try:
@@ -538,10 +536,6 @@ def poll_ids_match(tx: Transaction, cert_req_ids: Sequence[int]) -> None:
         raise CmpFailure("badCertId", f"pollReq must name certReqId {tx.cert_req_id}")
 
 
-def approval_outcome(state: ApprovalState) -> str:
-    return {ApprovalState.PENDING: "pending", ApprovalState.ISSUED: "issued"}.get(state, "rejected")
-
-
 # --- revocation -----------------------------------------------------------------------------------
 
 
@@ -589,11 +583,11 @@ def reply_header(
 
 
 def implicit_confirm_item() -> InfoItem:
-    return InfoItem(asn1.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER)
+    return InfoItem(oids.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER)
 
 
 def confirm_wait_item(deadline: dt.datetime) -> InfoItem:
-    return InfoItem(asn1.OID_IT_CONFIRM_WAIT_TIME, codec.encode_generalized_time(deadline))
+    return InfoItem(oids.OID_IT_CONFIRM_WAIT_TIME, codec.encode_generalized_time(deadline))
 
 
 def rejection(failure: CmpFailure) -> StatusInfo:
@@ -602,11 +596,6 @@ def rejection(failure: CmpFailure) -> StatusInfo:
 
 def error_body(failure: CmpFailure) -> codec.ErrorBody:
     return codec.ErrorBody(rejection(failure), details=(failure.text,))
-
-
-def genm_items(message: Message) -> tuple[InfoItem, ...]:
-    assert isinstance(message.body, GenBody)
-    return message.body.items
 
 
 ACCEPTED = StatusInfo("accepted")

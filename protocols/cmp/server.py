@@ -32,7 +32,7 @@ from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
 from protocols._shared.client_auth import issued_here
 from protocols._shared.web import Binding
-from protocols.cmp import asn1, codec, confirmation, core, protection, translate
+from protocols.cmp import codec, confirmation, core, oids, protection, translate
 from protocols.cmp.codec import (
     CertConfBody,
     CertRepBody,
@@ -611,18 +611,18 @@ class CmpServer:
         if len(body.items) > 1:
             raise CmpFailure("badRequest", "one InfoTypeAndValue per genm (RFC 9483 4.3)")
         # An empty genm asks for "whatever is useful" (RFC 4210 5.3.19): the CA certificates.
-        item = body.items[0] if body.items else InfoItem(asn1.OID_IT_CA_CERTS)
-        if item.oid == asn1.OID_IT_CA_CERTS:
+        item = body.items[0] if body.items else InfoItem(oids.OID_IT_CA_CERTS)
+        if item.oid == oids.OID_IT_CA_CERTS:
             if item.value is not None and item.value != codec.NULL_DER:
                 raise CmpFailure("badRequest", "id-it-caCerts takes no value")
-            answer = InfoItem(asn1.OID_IT_CA_CERTS, codec.encode_certificates(ex.ca.chain))
-        elif item.oid in (asn1.OID_IT_ROOT_CA_CERT, asn1.OID_IT_ROOT_CA_KEY_UPDATE):
+            answer = InfoItem(oids.OID_IT_CA_CERTS, codec.encode_certificates(ex.ca.chain))
+        elif item.oid in (oids.OID_IT_ROOT_CA_CERT, oids.OID_IT_ROOT_CA_KEY_UPDATE):
             # RFC 9480 asks with id-it-rootCaCert; OpenSSL 3.0 (before RFC 9480) asks with
             # the answer's own infoType, id-it-rootCaKeyUpdate, and no value.
             answer = self._root_update(ex, item)
-        elif item.oid == asn1.OID_IT_CERT_REQ_TEMPLATE:
+        elif item.oid == oids.OID_IT_CERT_REQ_TEMPLATE:
             answer = self._template(ex, item)
-        elif item.oid == asn1.OID_IT_CRL_STATUS_LIST:
+        elif item.oid == oids.OID_IT_CRL_STATUS_LIST:
             answer = await self._crl_update(ex, item)
         else:
             raise CmpFailure("badRequest", f"genm infoType {item.oid} is not offered")
@@ -639,7 +639,7 @@ class CmpServer:
                 raise CmpFailure("badDataFormat", f"id-it-rootCaCert: {exc}") from None
             if old_root != root:
                 raise CmpFailure("badRequest", "the given root is not the root of this CA")
-        return InfoItem(asn1.OID_IT_ROOT_CA_KEY_UPDATE)
+        return InfoItem(oids.OID_IT_ROOT_CA_KEY_UPDATE)
 
     def _template(self, ex: Exchange, item: InfoItem) -> InfoItem:
         """id-it-certReqTemplate (RFC 9483 4.3.3): the key types ceg certifies; names and
@@ -654,7 +654,7 @@ class CmpServer:
             rsa_key_lengths=tuple(k.rsa_bits for k in KeyAlgorithm if not k.is_ec),
         )
         value = codec.encode_cert_req_template(codec.CertTemplate(), spec)
-        return InfoItem(asn1.OID_IT_CERT_REQ_TEMPLATE, value)
+        return InfoItem(oids.OID_IT_CERT_REQ_TEMPLATE, value)
 
     async def _crl_update(self, ex: Exchange, item: InfoItem) -> InfoItem:
         """id-it-crlStatusList -> id-it-crls (RFC 9483 4.3.4): the CA's CRL when it is newer
@@ -670,8 +670,8 @@ class CmpServer:
             raise CmpFailure("systemUnavail", "CRLs are not available from this CA yet")
         this_update = x509.load_der_x509_crl(crl_der).last_update_utc
         if all(s.this_update is not None and s.this_update >= this_update for s in statuses):
-            return InfoItem(asn1.OID_IT_CRLS)  # the client's CRL is current
-        return InfoItem(asn1.OID_IT_CRLS, codec.encode_crls([crl_der]))
+            return InfoItem(oids.OID_IT_CRLS)  # the client's CRL is current
+        return InfoItem(oids.OID_IT_CRLS, codec.encode_crls([crl_der]))
 
     # --- the answer ----------------------------------------------------------------------------
 

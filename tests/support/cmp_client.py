@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from protocols.cmp import asn1, codec, protection
+from protocols.cmp import codec, oids, protection
 from protocols.cmp.codec import (
     Body,
     CertConfBody,
@@ -124,7 +124,7 @@ def cert_request(
         issuer_name = codec.directory_name_of(old_cert_id.issuer)
         assert issuer_name is not None
         controls = (
-            InfoItem(asn1.OID_REGCTRL_OLD_CERT_ID, codec.encode_cert_id(issuer_name, old_cert_id.serial)),
+            InfoItem(oids.OID_REGCTRL_OLD_CERT_ID, codec.encode_cert_id(issuer_name, old_cert_id.serial)),
         )
     der = codec.encode_cert_request(cert_req_id, template, controls)
     proof: Popo | None = None
@@ -182,10 +182,10 @@ class Session:
     def header(self, **overrides: object) -> Header:
         general: list[InfoItem] = []
         if overrides.pop("implicit_confirm", False):
-            general.append(InfoItem(asn1.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER))
+            general.append(InfoItem(oids.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER))
         profile = overrides.pop("profile", None)
         if profile is not None:
-            general.append(InfoItem(asn1.OID_IT_CERT_PROFILE, codec.encode_cert_profile([str(profile)])))
+            general.append(InfoItem(oids.OID_IT_CERT_PROFILE, codec.encode_cert_profile([str(profile)])))
         sender_name = self.sender or NULL_DN
         if isinstance(self.credential, SignatureCredential):
             sender_name = self.credential.subject

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ca_core.keys.file import generate_private_key
 from ca_core.model import CertStatus, KeyAlgorithm, RevocationReason
-from protocols.cmp import asn1, codec, confirmation, core
+from protocols.cmp import codec, confirmation, core, oids
 from tests.support.gateway import LiveGateway
 from tests.support.pki import openssl_verify
 from tests.support.tools import require_tool
@@ -242,7 +242,7 @@ async def test_genm_ca_certificates(live: CmpLive) -> None:
     genp = codec.decode_message((live.dir / "genp.der").read_bytes())
     assert isinstance(genp.body, codec.GenBody)
     (item,) = genp.body.items
-    assert item.oid == asn1.OID_IT_CA_CERTS and item.value is not None
+    assert item.oid == oids.OID_IT_CA_CERTS and item.value is not None
     issuing, root = codec.decode_certificates(item.value)
     openssl_verify(live.dir, root, [], [issuing])  # the CA certificates verify under the root
     assert (

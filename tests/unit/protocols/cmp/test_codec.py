@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from protocols.cmp import asn1, codec, protection
+from protocols.cmp import codec, oids, protection
 from protocols.cmp.codec import (
     CertRepBody,
     CertReqBody,
@@ -23,6 +23,7 @@ from protocols.cmp.codec import (
     PollRepEntry,
     RevRepBody,
     StatusInfo,
+    asn1,
 )
 
 DATA = Path(__file__).parents[3] / "data" / "cmp"
@@ -85,7 +86,7 @@ def test_openssl_p10cr_rr_genm_and_certconf_decode() -> None:
     rr = codec.decode_message(load("openssl-rr-signed.der")).body
     assert isinstance(rr, codec.RevReqBody) and rr.entries[0].reason == 4 and rr.entries[0].serial
     genm = codec.decode_message(load("openssl-genm-cacerts.der")).body
-    assert isinstance(genm, GenBody) and genm.items == (InfoItem(asn1.OID_IT_CA_CERTS),)
+    assert isinstance(genm, GenBody) and genm.items == (InfoItem(oids.OID_IT_CA_CERTS),)
     conf = codec.decode_message(load("openssl-certconf-mac.der")).body
     assert isinstance(conf, codec.CertConfBody) and conf.confirmations[0].accepted
 
@@ -141,7 +142,7 @@ def test_size_and_count_limits() -> None:
     with pytest.raises(codec.DecodeError, match="larger than"):
         codec.decode_message(b"\x30" * (codec.MAX_MESSAGE_BYTES + 1))
     header = _header()
-    body = GenBody("genm", tuple(InfoItem(asn1.OID_IT_CA_CERTS) for _ in range(codec.MAX_ITEMS + 1)))
+    body = GenBody("genm", tuple(InfoItem(oids.OID_IT_CA_CERTS) for _ in range(codec.MAX_ITEMS + 1)))
     data = codec.prepare(header, body).finish(None)
     with pytest.raises(codec.DecodeError, match="more than"):
         codec.decode_message(data)
@@ -156,7 +157,7 @@ def _header(**kw: object) -> Header:
         transaction_id=b"t" * 16,
         sender_nonce=b"n" * 16,
         recip_nonce=b"r" * 16,
-        general_info=(InfoItem(asn1.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER),),
+        general_info=(InfoItem(oids.OID_IT_IMPLICIT_CONFIRM, codec.NULL_DER),),
     )
     from dataclasses import replace
 
@@ -179,7 +180,7 @@ def _header(**kw: object) -> Header:
             ErrorBody(StatusInfo("rejection", frozenset({"transactionIdInUse"})), 7, ("x",)), id="error"
         ),
         pytest.param(codec.PkiConfBody(), id="pkiConf"),
-        pytest.param(GenBody("genp", (InfoItem(asn1.OID_IT_ROOT_CA_KEY_UPDATE),)), id="genp"),
+        pytest.param(GenBody("genp", (InfoItem(oids.OID_IT_ROOT_CA_KEY_UPDATE),)), id="genp"),
     ],
 )
 def test_round_trip(body: codec.Body) -> None:
@@ -195,7 +196,9 @@ def test_round_trip(body: codec.Body) -> None:
 
 
 def test_fail_info_bits_encode_as_der_named_bits() -> None:
-    status = codec._status_value(StatusInfo("rejection", frozenset({"badPOP"})))
+    from protocols.cmp.codec.encode import _status_value
+
+    status = _status_value(StatusInfo("rejection", frozenset({"badPOP"})))
     # badPOP is bit 9: two octets (0x00 0x40), the six unused bits of the last one stated.
     assert status["fail_info"].dump() == bytes.fromhex("0303060040")
 

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from ca_core.keys.file import generate_private_key
 from ca_core.model import KeyAlgorithm, RevocationReason
-from protocols.cmp import codec, core
+from protocols.cmp import codec, core, oids
 from protocols.cmp.codec import Header
 from protocols.cmp.core import CmpSettings, Sender, Transaction, TxState
 from protocols.cmp.errors import CmpFailure
@@ -74,7 +74,7 @@ def test_header_checks() -> None:
 
 
 def test_operation_labels() -> None:
-    body = codec.GenBody("genm", (codec.InfoItem(codec.asn1.OID_IT_CA_CERTS),))
+    body = codec.GenBody("genm", (codec.InfoItem(oids.OID_IT_CA_CERTS),))
     core.check_operation("genm", "getcacerts", body)
     core.check_operation("certConf", "initialization", codec.CertConfBody(()))  # follow-ups go anywhere
     refused("badRequest", core.check_operation, "genm", "getcertreqtemplate", body)

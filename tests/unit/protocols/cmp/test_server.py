@@ -14,8 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ca_core.keys.file import generate_private_key
 from ca_core.model import CertStatus, KeyAlgorithm, RevocationReason
-from protocols.cmp import asn1, codec, confirmation, core
-from protocols.cmp.codec import CertReqBody, ErrorBody, GenBody, PkiConfBody, PollRepBody
+from protocols.cmp import codec, confirmation, core, oids
+from protocols.cmp.codec import CertReqBody, ErrorBody, GenBody, PkiConfBody, PollRepBody, asn1
 from tests.support import cmp_client
 from tests.support.cmp_client import (
     MacCredential,
@@ -59,7 +59,7 @@ async def test_ir_with_shared_secret_issues_and_confirms(harness: CmpHarness) ->
     chain = await harness.chain()
     assert body.ca_pubs == (chain[-1],)  # the root, for a MAC-protected ir
     assert answer.extra_certs == chain[:-1]  # the chain without the root
-    assert answer.header.info(asn1.OID_IT_CONFIRM_WAIT_TIME) is not None
+    assert answer.header.info(oids.OID_IT_CONFIRM_WAIT_TIME) is not None
     certificate = issued_certificate(answer)
     cert = x509.load_der_x509_certificate(certificate)
     assert cert.subject.rfc4514_string() == "CN=device.example"
@@ -91,7 +91,7 @@ async def test_implicit_confirmation_not_granted_when_the_binding_forbids_it(har
     answer = await session.exchange(ir(new_key()), session.header(implicit_confirm=True))
     issued_certificate(answer)
     assert not answer.header.implicit_confirm
-    assert answer.header.info(asn1.OID_IT_CONFIRM_WAIT_TIME) is not None
+    assert answer.header.info(oids.OID_IT_CONFIRM_WAIT_TIME) is not None
 
 
 async def test_cert_profile_general_info_chooses_among_allowed_profiles(harness: CmpHarness) -> None:
@@ -179,13 +179,13 @@ async def test_rr_by_its_enroller_with_the_shared_secret(harness: CmpHarness) ->
 
 async def test_genm_ca_certs_template_and_root_update(harness: CmpHarness) -> None:
     chain = await harness.chain()
-    answer = await harness.session().exchange(cmp_client.genm(asn1.OID_IT_CA_CERTS))
+    answer = await harness.session().exchange(cmp_client.genm(oids.OID_IT_CA_CERTS))
     assert isinstance(answer.body, GenBody) and answer.body.kind == "genp"
     item = answer.body.items[0]
-    assert item.oid == asn1.OID_IT_CA_CERTS and item.value is not None
+    assert item.oid == oids.OID_IT_CA_CERTS and item.value is not None
     assert codec.decode_certificates(item.value) == chain
 
-    answer = await harness.session().exchange(cmp_client.genm(asn1.OID_IT_CERT_REQ_TEMPLATE))
+    answer = await harness.session().exchange(cmp_client.genm(oids.OID_IT_CERT_REQ_TEMPLATE))
     assert isinstance(answer.body, GenBody)
     value = answer.body.items[0].value
     assert value is not None
@@ -193,16 +193,16 @@ async def test_genm_ca_certs_template_and_root_update(harness: CmpHarness) -> No
     assert len(spec.ec_curves) == 3 and spec.rsa_key_lengths == (2048, 3072, 4096)
 
     root_value = asn1.CMPCertificate.load(chain[-1]).dump()
-    answer = await harness.session().exchange(cmp_client.genm(asn1.OID_IT_ROOT_CA_CERT, root_value))
+    answer = await harness.session().exchange(cmp_client.genm(oids.OID_IT_ROOT_CA_CERT, root_value))
     assert isinstance(answer.body, GenBody)
-    assert answer.body.items == (codec.InfoItem(asn1.OID_IT_ROOT_CA_KEY_UPDATE),)  # no update
+    assert answer.body.items == (codec.InfoItem(oids.OID_IT_ROOT_CA_KEY_UPDATE),)  # no update
 
 
 async def test_genm_crls_when_a_crl_source_is_wired(harness: CmpHarness) -> None:
     status = codec.encode_crl_status_list(
         [codec.CrlStatus(("http://127.0.0.1:8080/crl/issuing.crl",), (), None)]
     )
-    answer = await harness.session().exchange(cmp_client.genm(asn1.OID_IT_CRL_STATUS_LIST, status))
+    answer = await harness.session().exchange(cmp_client.genm(oids.OID_IT_CRL_STATUS_LIST, status))
     assert fail_info(answer) == {"systemUnavail"}  # nothing publishes CRLs on this branch
 
     crl = _a_crl()
@@ -211,8 +211,8 @@ async def test_genm_crls_when_a_crl_source_is_wired(harness: CmpHarness) -> None
         return crl
 
     harness.crls = source
-    answer = await harness.session().exchange(cmp_client.genm(asn1.OID_IT_CRL_STATUS_LIST, status))
-    assert isinstance(answer.body, GenBody) and answer.body.items[0].oid == asn1.OID_IT_CRLS
+    answer = await harness.session().exchange(cmp_client.genm(oids.OID_IT_CRL_STATUS_LIST, status))
+    assert isinstance(answer.body, GenBody) and answer.body.items[0].oid == oids.OID_IT_CRLS
     assert answer.body.items[0].value == codec.encode_crls([crl])
 
 

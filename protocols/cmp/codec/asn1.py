@@ -12,34 +12,14 @@ Sources, by structure:
   TAGS a tagged CHOICE (Name, Time, GeneralName, POPOPrivKey) is still explicitly
   tagged (X.680 31.2.7), which is why those fields say `explicit` below.
 
-This module and codec.py are the only ones that import asn1crypto (HELPER_RULES: the
-codec owns the parsing library); everything else sees codec's frozen dataclasses.
+This package (protocols/cmp/codec) is the only place that imports asn1crypto
+(HELPER_RULES: the codec owns the parsing library); everything else sees its frozen
+dataclasses (model.py) and bytes.
 """
 
 from __future__ import annotations
 
 from asn1crypto import algos, cms, core, crl, csr, keys, x509
-
-# --- object identifiers (RFC 4210 appendix F, RFC 9480 section 2, RFC 9481) --------------
-
-OID_PASSWORD_BASED_MAC = "1.2.840.113533.7.66.13"
-OID_PBMAC1 = "1.2.840.113549.1.5.14"
-OID_PBKDF2 = "1.2.840.113549.1.5.12"
-
-OID_IT_IMPLICIT_CONFIRM = "1.3.6.1.5.5.7.4.13"
-OID_IT_CONFIRM_WAIT_TIME = "1.3.6.1.5.5.7.4.14"
-OID_IT_CA_CERTS = "1.3.6.1.5.5.7.4.17"
-OID_IT_ROOT_CA_KEY_UPDATE = "1.3.6.1.5.5.7.4.18"
-OID_IT_CERT_REQ_TEMPLATE = "1.3.6.1.5.5.7.4.19"
-OID_IT_ROOT_CA_CERT = "1.3.6.1.5.5.7.4.20"
-OID_IT_CERT_PROFILE = "1.3.6.1.5.5.7.4.21"
-OID_IT_CRL_STATUS_LIST = "1.3.6.1.5.5.7.4.22"
-OID_IT_CRLS = "1.3.6.1.5.5.7.4.23"
-
-OID_REGCTRL_OLD_CERT_ID = "1.3.6.1.5.5.7.5.1.5"
-OID_REGCTRL_ALG_ID = "1.3.6.1.5.5.7.5.1.11"
-OID_REGCTRL_RSA_KEY_LEN = "1.3.6.1.5.5.7.5.1.12"
-
 
 # --- shared pieces -----------------------------------------------------------------------
 
