@@ -5,11 +5,12 @@ Mounted at `/.well-known/cmp/p/` and `/cmp/`: POST to `/{ca}` (or `/{ca}/{operat
 with an RFC 9483 operation label). Requests: ir, cr, kur, p10cr, certConf, pollReq, rr,
 genm (caCerts, rootCaCert, certReqTemplate, crlStatusList) and error.
 
-Modules: asn1 (the ASN.1 schema), codec (DER <-> dataclasses), protection (MAC, signature,
-POPO and path checks), core (I/O-free decisions and transaction states), translate (to the
-common IssuanceRequest; ceg errors to failInfo), server (one exchange, with the CA core),
-responder (the CA's signing credential for CMP), confirmation (revoking certificates never
-confirmed), routes (aiohttp).
+Modules: codec (a package, the only importer of asn1crypto: ASN.1 schema, TLV-level DER
+check, message model, DER in and out), oids, protection (MAC, signature, POPO and path
+checks), core (I/O-free decisions and transaction states), translate (to the common
+IssuanceRequest; ceg errors to failInfo), server (one exchange, with the CA core),
+responder (the CA's signing credential for CMP), confirmation (revoking certificates
+never confirmed), errors (CmpFailure), routes (aiohttp).
 
 Periodic work: `confirmation.revoke_overdue(services)`, listed in `frontend.periodic_jobs`,
 revokes certificates whose certConf did not arrive in time; the gateway's job runner

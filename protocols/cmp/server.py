@@ -130,7 +130,17 @@ class CmpServer:
 
     async def handle(self, binding: Binding, data: bytes, requester: Requester, label: str | None) -> bytes:
         services = self._services
-        ca = await services.authority.get(binding.ca)
+        try:
+            ca = await services.authority.get(binding.ca)
+            ca.require_signer()
+        except CegError as error:
+            # No CA to answer for (deleted, not active, key unreachable): nothing can be
+            # protected on its behalf, so the error goes out unprotected.
+            failure = CmpFailure("systemUnavail", f"CA {binding.ca} cannot serve requests: {error.message}")
+            header = core.reply_header(
+                None, codec.NULL_DN_NAME, services.clock.now(), services.random_bytes(16)
+            )
+            return codec.prepare(header, core.error_body(failure)).finish(None)
         assert ca.certificate is not None
         ex = Exchange(
             binding=binding,

@@ -598,3 +598,10 @@ def _leaf(ca: x509.Certificate, ca_key: object, subject: str) -> SignatureCreden
     key = new_key()
     cert = _builder(subject, ca.subject, key.public_key()).sign(ca_key, hashes.SHA256())  # type: ignore[attr-defined,arg-type]
     return SignatureCredential(cert.public_bytes(Encoding.DER), key)  # type: ignore[arg-type]
+
+
+async def test_a_deleted_ca_answers_system_unavail(harness: CmpHarness) -> None:
+    data = harness.session().encode(ir(new_key()))
+    await harness.services.authority.delete(harness.issuing)
+    answer = codec.decode_message(await harness.send(data))
+    assert fail_info(answer) == {"systemUnavail"} and answer.protection is None
