@@ -208,7 +208,7 @@ class Sender:
     """The authenticated origin of a request (after its protection checked out)."""
 
     kind: str  # "mac" | "signature"
-    principal: str  # the shared secret's reference, or the certificate's subject
+    principal: str  # "ref:<the shared secret's reference>", or the certificate's subject
     owner: str  # "mac:<reference>" | "cert:<sha256>": who may continue the transaction
     secret: bytes | None = None
     mac_algorithm: Pbm | Pbmac1 | None = None

@@ -267,7 +267,9 @@ class CmpServer:
             raise CmpFailure("badAlg", f"MAC parameters: {exc}", protection_failed=True) from None
         if not valid:
             raise CmpFailure("badMessageCheck", "the MAC does not verify", protection_failed=True)
-        return Sender("mac", reference, f"mac:{reference}", secret=secret, mac_algorithm=algorithm)
+        # "ref:" keeps a reference apart from a certificate subject (an RFC 4514 string,
+        # which cannot contain ':' before its first '='): rr trusts the enroller's principal.
+        return Sender("mac", f"ref:{reference}", f"mac:{reference}", secret=secret, mac_algorithm=algorithm)
 
     async def _check_signature(self, ex: Exchange, message: Message, algorithm: SignatureAlgorithm) -> Sender:
         def refuse(bit: str, text: str) -> CmpFailure:

@@ -135,7 +135,7 @@ async def test_ir_with_shared_secret(live: CmpLive) -> None:
     cert = await live.verify("device.pem")
     assert cert.subject.rfc4514_string() == "CN=device-42.example"
     record = await live.record(cert)
-    assert record.profile == core.PROFILES[0] and record.requester["principal"] == REFERENCE
+    assert record.profile == core.PROFILES[0] and record.requester["principal"] == f"ref:{REFERENCE}"
     assert (
         x509.load_pem_x509_certificate((live.dir / "capubs.pem").read_bytes()).public_bytes(
             serialization.Encoding.PEM

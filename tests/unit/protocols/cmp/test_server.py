@@ -69,7 +69,7 @@ async def test_ir_with_shared_secret_issues_and_confirms(harness: CmpHarness) ->
     assert cert.public_key() == key.public_key()  # type: ignore[attr-defined]
     record = await harness.services.store.certificates.get(format(cert.serial_number, "x"))
     assert record is not None and record.profile == core.PROFILES[0]
-    assert record.requester["principal"] == "device-ref"
+    assert record.requester["principal"] == "ref:device-ref"
     done = await session.exchange(cert_conf(certificate))
     assert isinstance(done.body, PkiConfBody) and session.mac_valid(done)
     doc = await harness.services.store.state.get(core.TX_NAMESPACE, f"issuing/{session.transaction_id.hex()}")
