@@ -155,9 +155,8 @@ class CmpServer:
         try:
             ex.message = codec.decode_message(data)
         except codec.DecodeError as exc:
-            header = exc.header
-            if header is not None:
-                ex.message = Message(header, codec.UnsupportedBody("undecodable"))
+            if exc.header is not None:  # echo what could be read of the request
+                ex.message = Message(exc.header, codec.UnsupportedBody("undecodable"))
             failure = CmpFailure("badDataFormat", str(exc), protection_failed=True)
             await self._audit_refusal(ex, "undecodable", failure)
             return await self._answer(ex, Reply(core.error_body(failure)))
