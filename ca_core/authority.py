@@ -30,7 +30,16 @@ from ca_core.audit import Action, AuditEntry
 from ca_core.clock import Clock, RandomBytes
 from ca_core.errors import BadRequest, Conflict, InvalidState, NotFound, PolicyViolation
 from ca_core.keys import KeyStore, Signer
-from ca_core.model import CaKind, CaState, CertificateRecord, CertStatus, KeyAlgorithm, Service, utc
+from ca_core.model import (
+    CaKind,
+    CaState,
+    CertificateRecord,
+    CertStatus,
+    KeyAlgorithm,
+    Service,
+    add_years,
+    utc,
+)
 from ca_core.profiles import Catalogue
 from ca_core.store import Store, tables
 from ca_core.store.cas import CaRecord
@@ -115,13 +124,6 @@ def _check_services(services: Iterable[str]) -> tuple[str, ...]:
         except ValueError:
             raise BadRequest(f"unknown service {s!r}; one of {[x.value for x in Service]}") from None
     return tuple(dict.fromkeys(out))
-
-
-def add_years(start: dt.datetime, years: int) -> dt.datetime:
-    try:
-        return start.replace(year=start.year + years)
-    except ValueError:  # 29 February
-        return start.replace(year=start.year + years, day=28)
 
 
 def _whole_seconds(value: dt.datetime) -> dt.datetime:
@@ -285,7 +287,8 @@ class Authority:
                     signer.algorithm,
                     IssuerRef(parent.id, parent.key_identifier),
                     self._urls,
-                    aia_enabled=ocsp_enabled,
+                    # The AIA names the root's responder, which exists when the root has OCSP.
+                    aia_enabled=parent.ocsp_enabled,
                 ),
             )
             der = await self._blocking(sign_certificate, spec, parent_signer)

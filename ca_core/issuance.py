@@ -233,17 +233,18 @@ class IssuanceService:
         not_before = max(not_before, ca.record.not_before or not_before)
         rule = profile.validity
         if rule.fixed:
-            not_after = not_before + dt.timedelta(days=rule.default_days)
+            not_after = rule.default_end(not_before)
         elif request.not_after is not None:
             not_after = request.not_after.replace(microsecond=0)
         elif request.validity is not None:
             not_after = not_before + request.validity
         else:
-            not_after = not_before + dt.timedelta(days=rule.default_days)
+            not_after = rule.default_end(not_before)
         if not_after <= not_before:
             raise BadRequest("notAfter must be after notBefore")
-        if rule.max_days is not None:
-            not_after = min(not_after, not_before + dt.timedelta(days=rule.max_days))
+        latest = rule.latest_end(not_before)
+        if latest is not None:
+            not_after = min(not_after, latest)
         # Never past the issuing CA (seed 1.1.2.3): cap rather than refuse.
         not_after = min(not_after, ca.not_after)
         if not_after <= now:

@@ -254,6 +254,14 @@ def serial_to_hex(serial: int) -> str:
     return format(serial, "x")
 
 
+def add_years(start: dt.datetime, years: int) -> dt.datetime:
+    """The same instant `years` calendar years later (29 February becomes 28 February)."""
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        return start.replace(year=start.year + years, day=28)
+
+
 def utc(value: dt.datetime) -> dt.datetime:
     """Normalise to an aware UTC datetime (SQLite hands naive datetimes back)."""
     if value.tzinfo is None:
