@@ -423,7 +423,11 @@ class Authority:
             raise BadRequest(f"the certificate is not signed by the external root {root.id}")
         if not _has_ski(cert):
             raise BadRequest("the certificate has no subjectKeyIdentifier (RFC 5280 4.2.1.2)")
+        if not _signs_certificates_and_crls(cert):
+            raise BadRequest("the certificate's keyUsage lacks keyCertSign or cRLSign (RFC 5280 4.2.1.3)")
         now = self._clock.now()
+        if utc(cert.not_valid_after_utc) <= now:
+            raise BadRequest("the certificate has already expired")
         async with self._store.db.transaction() as uow:
             current = await self._store.cas.get_for_update(uow, ca_id)
             if current is None or current.state is not CaState.CSR_READY:
@@ -676,6 +680,14 @@ def _has_ski(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return True
+
+
+def _signs_certificates_and_crls(cert: x509.Certificate) -> bool:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(usage.key_cert_sign and usage.crl_sign)
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -79,7 +79,25 @@ class KeyAlgorithm(StrEnum):
             if found is None:
                 raise UnsupportedKey(f"RSA-{key.key_size} key")
             return found
-        raise UnsupportedKey(f"{type(key).__name__.removeprefix('_')} key")
+        raise UnsupportedKey(f"{_key_type_name(key)} key")
+
+
+def _key_type_name(key: object) -> str:
+    """A readable name for a key ceg does not accept ("DSA-2048", "Ed25519")."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, x448, x25519
+
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA-{key.key_size}"
+    named = {
+        ed25519.Ed25519PublicKey: "Ed25519",
+        ed448.Ed448PublicKey: "Ed448",
+        x25519.X25519PublicKey: "X25519",
+        x448.X448PublicKey: "X448",
+    }
+    for cls, name in named.items():
+        if isinstance(key, cls):
+            return name
+    return type(key).__name__.removeprefix("_")
 
 
 class CertStatus(StrEnum):

@@ -34,7 +34,7 @@ from ca_core.services import Services
 from ca_core.x509.names import parse_san
 from tests.conftest import BASE_URL
 from tests.support.lint import assert_lints_clean
-from tests.support.pki import make_csr, new_key, openssl_verify
+from tests.support.pki import make_csr, openssl_verify, shared_key
 
 KEYS = list(KeyAlgorithm)
 DS, NR, KE, KA = "digitalSignature", "nonRepudiation", "keyEncipherment", "keyAgreement"
@@ -350,7 +350,7 @@ def check_leaf(
 @pytest.fixture(scope="session")
 def subscriber_keys() -> dict[KeyAlgorithm, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
     """One key per subscriber type for the whole session (RSA-4096 generation is slow)."""
-    return {k: new_key(k) for k in KEYS}
+    return {k: shared_key(k) for k in KEYS}
 
 
 @pytest.mark.parametrize("index", range(len(KEYS)), ids=[k.value for k in KEYS])
