@@ -115,29 +115,52 @@ class ChainProblem:
 def verify_chain(
     rows: Iterable[ChainedEntry], head_seq: int | None = None, head_hash: str | None = None
 ) -> list[ChainProblem]:
-    """Check the stored log; returns the problems found (empty when intact).
+    """Check the stored log; returns the problems found (empty when intact), each naming a row.
 
-    An edited row fails its own hash; a removed row leaves a gap in the sequence; a
-    reordered row's prev_hash no longer matches its predecessor. The head row catches a
-    removal at the end of the log.
+    An edited row fails its own hash; a removed row leaves a gap in the sequence (the
+    missing number is named); a reordered or renumbered row no longer hashes to its
+    content (the sequence number is hashed) nor follows its predecessor. The head row
+    catches rows removed from the end (the first missing number is named). A row edited
+    *and* re-hashed is named through its successor, whose prev_hash no longer matches.
     """
     problems: list[ChainProblem] = []
     expected_seq, prev = 1, GENESIS_HASH
     last_seq, last_hash = 0, GENESIS_HASH
     for row in rows:
         if row.seq != expected_seq:
-            problems.append(ChainProblem(row.seq, f"sequence gap: expected {expected_seq} (removed?)"))
+            if row.seq > expected_seq:
+                missing = (
+                    f"{expected_seq}" if row.seq == expected_seq + 1 else f"{expected_seq}-{row.seq - 1}"
+                )
+                problems.append(
+                    ChainProblem(expected_seq, f"missing: the log jumps to {row.seq} (removed {missing}?)")
+                )
+            else:
+                problems.append(ChainProblem(row.seq, f"out of order after {expected_seq - 1} (renumbered?)"))
         if row.prev_hash != prev:
-            problems.append(ChainProblem(row.seq, "does not follow its predecessor (reordered or removed)"))
+            problems.append(
+                ChainProblem(
+                    row.seq,
+                    f"does not follow entry {last_seq} (an entry before it was edited, removed or reordered)",
+                )
+            )
         recomputed = entry_hash(
             row.prev_hash, row.seq, row.at, row.action, row.actor, row.ca_id, row.serial, row.detail
         )
         if recomputed != row.hash:
-            problems.append(ChainProblem(row.seq, "content does not match its hash (edited)"))
+            problems.append(ChainProblem(row.seq, "content does not match its hash (edited or renumbered)"))
         expected_seq, prev = row.seq + 1, row.hash
         last_seq, last_hash = row.seq, row.hash
     if head_seq is not None and (head_seq != last_seq or head_hash != last_hash):
-        problems.append(
-            ChainProblem(last_seq, f"log ends at {last_seq} but its head records {head_seq} (truncated?)")
-        )
+        if head_seq > last_seq:
+            problems.append(
+                ChainProblem(
+                    last_seq + 1,
+                    f"missing: the log ends at {last_seq} but its head records {head_seq} (truncated?)",
+                )
+            )
+        else:
+            problems.append(
+                ChainProblem(last_seq, f"the log's head records {head_seq} and another hash (head edited?)")
+            )
     return problems
