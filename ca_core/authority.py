@@ -16,11 +16,13 @@ Rules (issue 2, seed 1.1.1):
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -48,6 +50,7 @@ from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certifica
 from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
 from ca_core.x509.names import parse_dn
 
+_T = TypeVar("_T")
 _CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CACHE_SECONDS = 5.0  # how long another worker's CA change may take to be seen here
 
@@ -157,7 +160,7 @@ class Authority:
     def urls(self) -> PublicationUrls:
         return self._urls
 
-    async def _blocking(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # --- lookup -----------------------------------------------------------------------
@@ -179,7 +182,7 @@ class Authority:
     def forget(self, ca_id: str) -> None:
         self._cache.pop(ca_id, None)
 
-    async def list(self, include_deleted: bool = False) -> list[CaRecord]:
+    async def list(self, include_deleted: bool = False) -> builtins.list[CaRecord]:
         return await self._store.cas.list(include_deleted=include_deleted)
 
     async def _load(self, record: CaRecord) -> CertificateAuthority:
@@ -551,7 +554,7 @@ class Authority:
         parent_id: str | None,
         ocsp_enabled: bool,
         services: tuple[str, ...],
-        build,  # type: ignore[no-untyped-def]
+        build: Callable[[Signer], Awaitable[CaRecord]],
         actor: str,
     ) -> CertificateAuthority:
         """Reserve the id (state provisioning), make the key and certificate, then activate.

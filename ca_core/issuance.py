@@ -212,7 +212,7 @@ class IssuanceService:
                 parsed.key_algorithm,
                 parsed.subject,
                 parsed.subject_alt_names(),
-            )  # type: ignore[return-value]
+            )
         if not request.pop_verified:
             raise BadRequest("a bare public key needs proof of possession checked by the protocol")
         assert request.public_key is not None

@@ -46,9 +46,9 @@ class KeyAlgorithm(StrEnum):
         }
         return curves[self.value]
 
-    def signature_hash(self) -> hashes.HashAlgorithm:
+    def signature_hash(self) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
         """The hash this key signs with when it is a CA key (the spec's fixed pairs)."""
-        pairs: dict[str, hashes.HashAlgorithm] = {
+        pairs: dict[str, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
             "ec-p256": hashes.SHA256(),
             "ec-p384": hashes.SHA384(),
             "ec-p521": hashes.SHA512(),

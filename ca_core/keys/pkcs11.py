@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificateIssuerPublicKeyTypes,
 )
+from cryptography.utils import Buffer
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -269,10 +270,10 @@ class _TokenEcKey(ec.EllipticCurvePrivateKey):
         self._pub = signer.public_key()
         assert isinstance(self._pub, ec.EllipticCurvePublicKey)
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise KeyBackendError("only ECDSA signatures")
-        return self._signer.sign_with(data, signature_algorithm.algorithm)
+        return self._signer.sign_with(bytes(data), signature_algorithm.algorithm)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._pub  # type: ignore[return-value]
@@ -309,13 +310,15 @@ class _TokenRsaKey(rsa.RSAPrivateKey):
 
     def sign(
         self,
-        data: bytes,
+        data: Buffer,
         padding_: padding.AsymmetricPadding,
-        algorithm: hashes.HashAlgorithm | utils.Prehashed,
+        algorithm: hashes.HashAlgorithm | utils.Prehashed | utils.NoDigestInfo,
     ) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
             raise KeyBackendError("only PKCS#1 v1.5 RSA signatures")
-        return self._signer.sign_with(data, algorithm)
+        if isinstance(algorithm, utils.NoDigestInfo):
+            raise KeyBackendError("RSA signatures without DigestInfo are not offered by CA keys")
+        return self._signer.sign_with(bytes(data), algorithm)
 
     def decrypt(self, ciphertext: bytes, padding_: padding.AsymmetricPadding) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
