@@ -69,6 +69,10 @@ def _timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def entry_hash(
     prev_hash: str,
     seq: int,
@@ -79,13 +83,24 @@ def entry_hash(
     serial: str | None,
     detail: dict[str, Any],
 ) -> str:
-    body = json.dumps(
-        [seq, _timestamp(at), action, actor, ca_id, serial, detail],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    """SHA-256 of the previous hash and the canonical JSON of [seq, at, action, actor, ca, serial, detail]."""
+    return _hash(prev_hash, seq, at, action, actor, ca_id, serial, _canonical(detail))
+
+
+def _hash(
+    prev_hash: str,
+    seq: int,
+    at: dt.datetime,
+    action: str,
+    actor: str,
+    ca_id: str | None,
+    serial: str | None,
+    detail_json: str,
+) -> str:
+    # The canonical JSON of a list is its items' canonical JSON joined by ",", so the detail,
+    # already serialised once by chain(), is spliced in rather than serialised again.
+    head = _canonical([seq, _timestamp(at), action, actor, ca_id, serial])
+    body = f"{head[:-1]},{detail_json}]"
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 
@@ -96,8 +111,9 @@ def chain(entries: Iterable[AuditEntry], last_seq: int, last_hash: str) -> list[
     for e in entries:
         seq += 1
         # Round-trip detail through JSON so the hash covers exactly what the database keeps.
-        detail = json.loads(json.dumps(e.detail, default=str))
-        h = entry_hash(prev, seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail)
+        detail_json = _canonical(e.detail)
+        detail = json.loads(detail_json)
+        h = _hash(prev, seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail_json)
         out.append(ChainedEntry(seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail, prev, h))
         prev = h
     return out

@@ -37,7 +37,13 @@ from ca_core.profiles import Catalogue, Profile
 from ca_core.store import Store
 from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certificate
 from ca_core.x509.csr import parse_csr
-from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
+from ca_core.x509.extensions import (
+    FixedExtensions,
+    IssuerRef,
+    PublicationUrls,
+    build_extensions,
+    fixed_extensions,
+)
 from ca_core.x509.names import check_general_name, san_text
 
 # Certificates start a little in the past so a relying party whose clock lags still
@@ -87,6 +93,7 @@ class IssuanceService:
         self._urls = urls
         self._executor = executor
         self._limits = rate_limits or RateLimits()
+        self._fixed: dict[tuple[str, bool, IssuerRef, bool], FixedExtensions] = {}
 
     async def issue(self, request: IssuanceRequest) -> IssuedCertificate:
         try:
@@ -160,16 +167,18 @@ class IssuanceService:
             raise BadRequest("the certificate would name nobody: empty subject and no SAN")
         not_before, not_after = self._validity(request, profile, ca)
         assert ca.certificate is not None
+        issuer = IssuerRef(ca.id, ca.key_identifier)
         extensions = build_extensions(
             profile,
             public_key,
             key_algorithm,
-            IssuerRef(ca.id, ca.key_identifier),
+            issuer,
             self._urls,
             aia_enabled=ca.ocsp_enabled,
             subject_alt_names=sans,
             subject_is_empty=not list(subject),
             requested=request.extensions,
+            fixed=self._fixed_extensions(profile, key_algorithm, issuer, ca.ocsp_enabled),
         )
         spec = CertificateSpec(
             subject=subject,
@@ -181,6 +190,18 @@ class IssuanceService:
             extensions=extensions,
         )
         return _Prepared(ca, profile, spec, tuple(san_text(n) for n in sans))
+
+    def _fixed_extensions(
+        self, profile: Profile, key: KeyAlgorithm, issuer: IssuerRef, aia: bool
+    ) -> FixedExtensions:
+        """The profile's fixed extensions for this CA and key family, built once per process."""
+        cache_key = (profile.id, key.is_ec, issuer, aia)
+        fixed = self._fixed.get(cache_key)
+        if fixed is None:
+            if len(self._fixed) > 4096:  # profiles x key families x CAs; a bound, not an eviction policy
+                self._fixed.clear()
+            fixed = self._fixed[cache_key] = fixed_extensions(profile, key, issuer, self._urls, aia)
+        return fixed
 
     def _check_profile(self, ca: CertificateAuthority, profile: Profile, request: IssuanceRequest) -> None:
         if profile.ca:
@@ -208,7 +229,7 @@ class IssuanceService:
         if request.csr is not None:
             parsed = parse_csr(request.csr)
             return (
-                parsed.csr.public_key(),
+                parsed.subject_key if parsed.subject_key is not None else parsed.csr.public_key(),
                 parsed.key_algorithm,
                 parsed.subject,
                 parsed.subject_alt_names(),

@@ -3,6 +3,11 @@
 - Private keys are created with CKA_SENSITIVE=true, CKA_EXTRACTABLE=false, CKA_TOKEN=true.
 - One session is opened and logged in once and reused for every operation (not one
   login per signature); see Pkcs11Token for why calls are serialised.
+- `blocking` is measured, not assumed: a key whose signature takes under
+  INLINE_SIGN_SECONDS on this token (SoftHSM or a local HSM signing ECDSA) signs on the
+  caller's thread like a file key; slower ones (RSA, a network HSM) go to the executor.
+  A hop to a thread costs more than such a signature, and python-pkcs11 releases the
+  GIL around each C_Sign, so a signing thread waits for a busy event loop at every call.
 - SoftHSM 2.6 has no CKM_ECDSA_SHA256/384/512, so ECDSA hashes in software, signs the
   digest with CKM_ECDSA and converts the raw r||s to DER (RFC 3279 Ecdsa-Sig-Value).
   RSA uses the combined CKM_SHA256_RSA_PKCS / CKM_SHA512_RSA_PKCS mechanisms.
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +41,10 @@ _CURVE_NAMES = {
     KeyAlgorithm.EC_P384: "secp384r1",
     KeyAlgorithm.EC_P521: "secp521r1",
 }
+# Signatures faster than this (best of a few probes at load) are made on the caller's thread.
+INLINE_SIGN_SECONDS = 250e-6
+_PROBES = 5
+
 _RSA_MECHANISMS = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
     "sha384": Mechanism.SHA384_RSA_PKCS,
@@ -145,7 +155,9 @@ class Pkcs11KeyStore:
             except pkcs11.NoSuchKey:
                 raise NotFound(f"key {key_ref!r} not on the token") from None
             public_key = _public_key_of(public)
-        return Pkcs11Signer(self._token, key_ref, key_id, public_key)
+        signer = Pkcs11Signer(self._token, key_ref, key_id, public_key)
+        signer.calibrate()
+        return signer
 
     def destroy(self, key_ref: str) -> None:
         key_id = _key_id(key_ref)
@@ -199,6 +211,19 @@ class Pkcs11Signer:
         self._algorithm = KeyAlgorithm.of_public_key(public_key)
         self._hash = self._algorithm.signature_hash()
         self._key: Any = None  # the private key object on the token's session
+        self._blocking = True
+
+    def calibrate(self) -> None:
+        """Time a few signatures: a fast key signs inline (see the module docstring)."""
+        best = float("inf")
+        try:
+            for _ in range(_PROBES):
+                started = time.perf_counter()
+                self.sign(b"ceg signature timing probe")
+                best = min(best, time.perf_counter() - started)
+        except KeyBackendError:
+            return  # a key that cannot sign (yet) stays on the executor
+        self._blocking = best > INLINE_SIGN_SECONDS
 
     @property
     def key_ref(self) -> str:
@@ -210,7 +235,7 @@ class Pkcs11Signer:
 
     @property
     def blocking(self) -> bool:
-        return True
+        return self._blocking
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._public
