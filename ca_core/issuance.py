@@ -24,7 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from ca_core.audit import Action, AuditEntry
 from ca_core.authority import Authority, CertificateAuthority
 from ca_core.clock import Clock, RandomBytes
-from ca_core.errors import BadRequest, CegError, PolicyViolation, ProfileNotEnabled, RateLimited
+from ca_core.errors import (
+    BadRequest,
+    CegError,
+    InvalidState,
+    PolicyViolation,
+    ProfileNotEnabled,
+    RateLimited,
+)
 from ca_core.model import (
     CaKind,
     CertificateRecord,
@@ -141,7 +148,12 @@ class IssuanceService:
                 "request_id": request.requester.request_id,
             },
         )
-        await self._store.certificates.insert(record, audit)
+        try:
+            await self._store.certificates.insert(record, audit, ca_must_be_active=True)
+        except InvalidState as exc:  # deleted meanwhile, by this worker or another
+            self._authority.forget(prepared.ca.id)
+            await self._audit_refusal(request, exc)
+            raise
         return IssuedCertificate(
             der=der,
             serial=spec.serial,

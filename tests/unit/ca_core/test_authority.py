@@ -292,3 +292,23 @@ async def test_deleted_root_issues_no_new_issuing_ca(services: Services) -> None
     await services.authority.delete("root")
     with pytest.raises(InvalidState):
         await services.authority.create_issuing("issuing", "root", "CN=I")
+
+
+async def test_a_ca_deleted_by_another_worker_gets_no_more_certificates(matrix_services: Services) -> None:
+    """This process still has the CA cached as active; the commit checks the stored state."""
+    from sqlalchemy import update
+
+    s = matrix_services
+    await make_hierarchy(s)
+    await s.issuance.issue(issue())  # the CA and its signer are now cached here
+    async with s.store.db.transaction() as uow:  # another worker deletes it
+        await uow.conn.execute(
+            update(tables.cas).where(tables.cas.c.id == "issuing").values(state=CaState.DELETED.value)
+        )
+    before = await s.store.certificates.count(ca="issuing")
+    with pytest.raises(InvalidState, match="no longer active"):
+        await s.issuance.issue(issue())
+    assert await s.store.certificates.count(ca="issuing") == before
+    [refusal] = await s.store.audit.entries(actions=["certificate.refused"])
+    assert refusal.detail["code"] == "invalid_state"
+    assert (await s.authority.get("issuing")).state is CaState.DELETED  # the cache was dropped
