@@ -154,6 +154,7 @@ class Authority:
         self._urls = urls
         self._executor = executor
         self._cache: dict[str, tuple[float, CertificateAuthority]] = {}
+        self._refreshing: dict[str, asyncio.Future[CertificateAuthority]] = {}
         self._signers: dict[str, Signer] = {}
 
     @property
@@ -166,11 +167,25 @@ class Authority:
     # --- lookup -----------------------------------------------------------------------
 
     async def get(self, ca_id: str, fresh: bool = False) -> CertificateAuthority:
-        """The CA, from a short-lived cache; raises NotFound."""
+        """The CA, from a short-lived cache; raises NotFound.
+
+        When the cached entry expires under load, one read refreshes it and the other
+        callers wait for that read instead of each going to the database.
+        """
         loop_time = asyncio.get_running_loop().time()
         cached = self._cache.get(ca_id)
         if cached is not None and not fresh and loop_time - cached[0] < _CACHE_SECONDS:
             return cached[1]
+        if fresh:
+            return await self._refresh(ca_id, loop_time)
+        pending = self._refreshing.get(ca_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh(ca_id, loop_time))
+            self._refreshing[ca_id] = pending
+            pending.add_done_callback(lambda _: self._refreshing.pop(ca_id, None))
+        return await asyncio.shield(pending)
+
+    async def _refresh(self, ca_id: str, loop_time: float) -> CertificateAuthority:
         record = await self._store.cas.get(ca_id)
         if record is None:
             self._cache.pop(ca_id, None)
