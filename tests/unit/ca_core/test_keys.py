@@ -210,21 +210,29 @@ def test_one_logged_in_session_serves_every_signature(softhsm_token: SoftHsmToke
 
 
 @pytest.mark.pkcs11
-def test_wrong_pin_is_a_key_backend_error(softhsm_token: SoftHsmToken) -> None:
+def test_wrong_pin_and_missing_token_are_key_backend_errors(softhsm_token: SoftHsmToken) -> None:
+    import pkcs11
+
     from ca_core.keys.pkcs11 import Pkcs11KeyStore, Pkcs11Token
 
     module = softhsm_module()
     assert module is not None
-    # PKCS#11 logins belong to the application: with no other session of this process open,
-    # a wrong PIN cannot borrow one.
-    store = Pkcs11KeyStore(Pkcs11Token(module, softhsm_token.label, "0000"))
-    try:
-        with pytest.raises(KeyBackendError, match="wrong PIN"):
-            store.load("pkcs11:00")
-    finally:
-        store.close()
-    with pytest.raises(KeyBackendError):
+
+    # A PKCS#11 login belongs to the whole application, so whether the real token refuses a
+    # wrong PIN depends on the other sessions this test process has open; the token's answer
+    # to a wrong PIN is therefore played by a stand-in, and ceg's handling of it checked.
+    class RefusingToken:
+        def open(self, **kwargs: Any) -> Any:
+            raise pkcs11.PinIncorrect()
+
+    token = Pkcs11Token(module, softhsm_token.label, "0000")
+    token._token = RefusingToken()
+    with pytest.raises(KeyBackendError, match="wrong PIN"):
+        Pkcs11KeyStore(token).load("pkcs11:00")
+    with pytest.raises(KeyBackendError, match="no-such-token"):
         Pkcs11KeyStore(Pkcs11Token(module, "no-such-token", PIN)).load("pkcs11:00")
+    with pytest.raises(KeyBackendError):
+        Pkcs11KeyStore(Pkcs11Token(module, softhsm_token.label, PIN)).load("file:root")
 
 
 def test_hash_pairs_match_the_signature_algorithms() -> None:
