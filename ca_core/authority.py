@@ -386,6 +386,7 @@ class Authority:
         root = await self.get(external_root_id, fresh=True)
         if root.kind is not CaKind.EXTERNAL_ROOT:
             raise BadRequest(f"{external_root_id} is not a registered external root")
+        root.require_active()
 
         async def build(signer: Signer) -> CaRecord:
             csr = await self._blocking(sign_csr, name, signer)

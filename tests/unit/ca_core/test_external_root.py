@@ -157,3 +157,5 @@ async def test_external_root_deletion_waits_for_its_issuing_cas(services: Servic
     await services.authority.delete("issuing")
     await services.authority.delete("ext-root")
     assert (await services.authority.get("ext-root", fresh=True)).state is CaState.DELETED
+    with pytest.raises(InvalidState):
+        await services.authority.create_external_issuing("late", "ext-root", "CN=Too Late")
