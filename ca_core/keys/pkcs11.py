@@ -8,6 +8,7 @@
   caller's thread like a file key; slower ones (RSA, a network HSM) go to the executor.
   A hop to a thread costs more than such a signature, and python-pkcs11 releases the
   GIL around each C_Sign, so a signing thread waits for a busy event loop at every call.
+  While another thread holds the token, every key counts as blocking.
 - SoftHSM 2.6 has no CKM_ECDSA_SHA256/384/512, so ECDSA hashes in software, signs the
   digest with CKM_ECDSA and converts the raw r||s to DER (RFC 3279 Ecdsa-Sig-Value).
   RSA uses the combined CKM_SHA256_RSA_PKCS / CKM_SHA512_RSA_PKCS mechanisms.
@@ -97,6 +98,10 @@ class Pkcs11Token:
                 except pkcs11.PKCS11Error as exc:
                     raise KeyBackendError(f"PKCS#11 session failed: {exc!r}") from exc
             yield self._session
+
+    def busy(self) -> bool:
+        """True while another thread holds the token (a key generation can take seconds)."""
+        return self._lock.locked()
 
     def close(self) -> None:
         with self._lock:
@@ -235,7 +240,9 @@ class Pkcs11Signer:
 
     @property
     def blocking(self) -> bool:
-        return self._blocking
+        # A fast key still goes to the executor while the token is busy (say, generating a
+        # CA's RSA key), so the event loop never waits behind a long token operation.
+        return self._blocking or self._token.busy()
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._public

@@ -238,3 +238,25 @@ def test_wrong_pin_and_missing_token_are_key_backend_errors(softhsm_token: SoftH
 def test_hash_pairs_match_the_signature_algorithms() -> None:
     assert isinstance(KeyAlgorithm.RSA_4096.signature_hash(), hashes.SHA512)
     assert isinstance(KeyAlgorithm.EC_P521.signature_hash(), hashes.SHA512)
+
+
+@pytest.mark.pkcs11
+def test_fast_token_keys_sign_inline_unless_the_token_is_busy(
+    softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys are calibrated at load: RSA-3072 on SoftHSM is slower than the inline bound;
+    with the bound raised (a loaded test machine can slow any probe), EC signs inline."""
+    import ca_core.keys.pkcs11 as backend
+
+    store = pkcs11_keystore(softhsm_token)
+    try:
+        rsa_signer = store.generate(f"slow-{os.urandom(3).hex()}", KeyAlgorithm.RSA_3072)
+        assert rsa_signer.blocking
+        monkeypatch.setattr(backend, "INLINE_SIGN_SECONDS", 1.0)
+        ec_signer = store.generate(f"fast-{os.urandom(3).hex()}", KeyAlgorithm.EC_P256)
+        assert not ec_signer.blocking
+        with store._token.session():  # type: ignore[attr-defined]  # another thread's long operation
+            assert ec_signer.blocking
+        assert not ec_signer.blocking
+    finally:
+        store.close()
