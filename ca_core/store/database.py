@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
+from ca_core.errors import InvalidState
 from ca_core.store import tables as t
 
 _MAX_BATCH = 512
@@ -149,6 +150,7 @@ class _Pending:
     rows: Sequence[tuple[Table, dict[str, Any]]]
     audit: Sequence[AuditEntry]
     future: asyncio.Future[None]
+    active_ca: str | None = None  # commit only while this CA is active (else InvalidState)
 
 
 class Database:
@@ -210,11 +212,20 @@ class Database:
             await uow.flush()
 
     async def insert_batched(
-        self, rows: Sequence[tuple[Table, dict[str, Any]]], audit: Sequence[AuditEntry] = ()
+        self,
+        rows: Sequence[tuple[Table, dict[str, Any]]],
+        audit: Sequence[AuditEntry] = (),
+        active_ca: str | None = None,
     ) -> None:
-        """Insert rows and audit entries atomically; returns once they are committed."""
+        """Insert rows and audit entries atomically; returns once they are committed.
+
+        With `active_ca`, the rows are written only if that CA is still active when the
+        batch commits (checked in the same transaction), else InvalidState is raised and
+        nothing of this item is written: a CA deleted by another worker, whose state this
+        process still has cached, gets no certificate stored after its deletion.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(rows, audit, future))
+        self._pending.append(_Pending(rows, audit, future, active_ca))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_pending())
         await future
@@ -223,27 +234,48 @@ class Database:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:
-                await self._commit(batch)
+                refused = await self._commit(batch)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0].future, exc)
                     continue
                 for item in batch:  # find the bad one(s); the rest still commit
                     try:
-                        await self._commit([item])
+                        refused_one = await self._commit([item])
                     except Exception as item_exc:
                         _settle(item.future, item_exc)
+                    else:
+                        _settle(item.future, refused_one.get(id(item)))
             else:
                 for item in batch:
-                    _settle(item.future, None)
+                    _settle(item.future, refused.get(id(item)))
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending]) -> dict[int, BaseException]:
+        """Write the batch in one transaction; returns the items refused (CA no longer active)."""
+        refused: dict[int, BaseException] = {}
         async with self.transaction() as uow:
+            inactive = await self._inactive_cas(uow, {i.active_ca for i in batch if i.active_ca})
             for item in batch:
+                if item.active_ca in inactive:
+                    refused[id(item)] = InvalidState(
+                        f"CA {item.active_ca} is no longer active", ca=item.active_ca
+                    )
+                    continue
                 for table, row in item.rows:
                     uow.insert_later(table, row)
                 for entry in item.audit:
                     uow.audit(entry)
+        return refused
+
+    async def _inactive_cas(self, uow: UnitOfWork, ca_ids: set[str | None]) -> set[str | None]:
+        if not ca_ids:
+            return set()
+        query = select(t.cas.c.id, t.cas.c.state).where(t.cas.c.id.in_([c for c in ca_ids if c]))
+        if self.is_postgres:
+            # A share lock: a concurrent deletion's state change waits for this commit.
+            query = query.with_for_update(read=True)
+        active = {row.id for row in (await uow.conn.execute(query)).all() if row.state == "active"}
+        return ca_ids - active
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
