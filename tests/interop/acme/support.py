@@ -72,9 +72,7 @@ class Challtestsrv:
         raise RuntimeError("pebble-challtestsrv did not start")
 
     def _post(self, path: str, body: dict[str, Any]) -> None:
-        req = urllib.request.Request(
-            self.management + path, data=json.dumps(body).encode(), method="POST"
-        )
+        req = urllib.request.Request(self.management + path, data=json.dumps(body).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=5) as resp:
             resp.read()
 
@@ -150,14 +148,14 @@ def acme_client(setup: AcmeSetup, key: jose.JWK | None = None) -> client.ClientV
     net = client.ClientNetwork(key, alg=alg_for(key), verify_ssl=str(setup.root_pem), user_agent="ceg-tests")
     directory = client.ClientV2.get_directory(setup.directory, net)
     acme = client.ClientV2(directory, net)
-    regr = acme.new_account(messages.NewRegistration.from_data(email="ops@example.com", terms_of_service_agreed=True))
+    regr = acme.new_account(
+        messages.NewRegistration.from_data(email="ops@example.com", terms_of_service_agreed=True)
+    )
     net.account = regr
     return acme
 
 
-def cert_key_and_csr(
-    names: list[str], key: Any = None, ips: list[str] | None = None
-) -> tuple[Any, bytes]:
+def cert_key_and_csr(names: list[str], key: Any = None, ips: list[str] | None = None) -> tuple[Any, bytes]:
     import ipaddress
 
     from acme import crypto_util

@@ -31,4 +31,11 @@ async def test_http01_order_issues_a_verifiable_certificate(acme: AcmeSetup, tmp
         x509.DNSName
     ) == ["web.example.test"]
     root = acme.live.root_pem.read_bytes()
-    openssl_verify(tmp_path, x509.load_pem_x509_certificate(root).public_bytes(__import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER), ders[1:], ders[:1])
+    openssl_verify(
+        tmp_path,
+        x509.load_pem_x509_certificate(root).public_bytes(
+            __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER
+        ),
+        ders[1:],
+        ders[:1],
+    )
