@@ -219,3 +219,61 @@ def chain_ders(fullchain_pem: str) -> list[bytes]:
 
 def env_without_proxies() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+# --- hand-made requests, for what the library will not send ------------------------------------
+
+
+class RawPayload(jose.JSONDeSerializable):
+    """Any JSON document as a josepy object, for `ClientNetwork.post`."""
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+
+    def to_partial_json(self) -> Any:
+        return self.doc
+
+    @classmethod
+    def from_json(cls, jobj: Any) -> RawPayload:
+        return cls(jobj)
+
+
+def fresh_nonce(acme: client.ClientV2) -> str:
+    response = acme.net.session.head(acme.directory["newNonce"], verify=acme.net.verify_ssl, timeout=10)
+    return str(response.headers["Replay-Nonce"])
+
+
+def signed_body(
+    acme: client.ClientV2,
+    url: str,
+    payload: Any,
+    *,
+    nonce: bytes | None | str = "fresh",
+    key: jose.JWK | None = None,
+    alg: jose.JWASignature | None = None,
+    kid: str | None | bool = True,
+) -> str:
+    """A JWS as ACME wants it; every part can be made wrong on purpose."""
+    from acme import jws as acme_jws
+
+    raw = b"" if payload is None else json.dumps(payload).encode()
+    if nonce == "fresh":
+        nonce = jose.b64.b64decode(fresh_nonce(acme))
+    key = key or acme.net.key
+    if kid is True:
+        kid = acme.net.account["uri"] if acme.net.account is not None else None
+    return acme_jws.JWS.sign(
+        raw,
+        key=key,
+        alg=alg or alg_for(key),
+        nonce=nonce,
+        url=url,
+        kid=kid or None,  # type: ignore[arg-type]
+    ).json_dumps()
+
+
+def raw_post(acme: client.ClientV2, url: str, body: str, content_type: str = "application/jose+json") -> Any:
+    """POST without the library's retries or checks; returns the requests.Response."""
+    return acme.net.session.post(
+        url, data=body, headers={"Content-Type": content_type}, verify=acme.net.verify_ssl, timeout=30
+    )
