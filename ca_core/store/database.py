@@ -105,13 +105,16 @@ class Database:
         self._reader = reader
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._sqlite_writer_lock = asyncio.Lock()
 
     @classmethod
     def open(cls, url: str, pool_size: int = 10) -> Database:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
-            writer = create_async_engine(url)
-            reader = create_async_engine(url)
+            # Fixed pools: each aiosqlite connection is a thread, and the default overflow
+            # opens and closes one per request under load. One writer is all SQLite allows.
+            writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=300)
+            reader = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=300)
             _configure_sqlite(writer, immediate=True)
             _configure_sqlite(reader, immediate=False)
         elif parsed.get_backend_name() == "postgresql":
@@ -139,7 +142,15 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        async with self._writer.begin() as conn:
+        if self.is_postgres:
+            async with self._writer.begin() as conn:
+                uow = UnitOfWork(conn, self.is_postgres)
+                yield uow
+                await uow.flush()
+            return
+        # SQLite has one writer at a time. Queue this process's writers here rather than
+        # on the database lock, whose busy handler sleeps for up to 100 ms per retry.
+        async with self._sqlite_writer_lock, self._writer.begin() as conn:
             uow = UnitOfWork(conn, self.is_postgres)
             yield uow
             await uow.flush()

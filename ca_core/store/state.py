@@ -18,6 +18,9 @@ from ca_core.errors import Conflict
 from ca_core.model import utc
 from ca_core.store import tables as t
 from ca_core.store.database import Database, UnitOfWork
+from ca_core.store.state_batch import StateBatcher, StateWrite
+
+__all__ = ["StateDocument", "StateStore", "StateWrite"]
 
 _T = t.state_documents
 
@@ -51,6 +54,18 @@ def _doc(row: Any) -> StateDocument:
 class StateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._batcher = StateBatcher(db)
+
+    async def commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
+        """Creates, compare-and-set puts and deletes, atomically, group-committed with
+        other callers' writes (see state_batch.py); Conflict as `create`/`put` raise it.
+        Returns each write's new version (None for a delete)."""
+        return await self._batcher.commit(writes, now)
+
+    async def get_batched(self, namespace: str, key: str) -> StateDocument | None:
+        """`get`, answered together with the other gets waiting at the same moment."""
+        row = await self._batcher.get(namespace, key)
+        return _doc(row) if row is not None else None
 
     async def get(self, namespace: str, key: str, now: dt.datetime | None = None) -> StateDocument | None:
         """The document, or None if absent or (when `now` is given) expired."""

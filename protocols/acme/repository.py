@@ -19,6 +19,7 @@ changed the document first; callers re-read and decide again.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -28,6 +29,7 @@ from typing import TypeVar
 from ca_core.clock import RandomBytes
 from ca_core.errors import Conflict
 from ca_core.store import Store
+from ca_core.store.state import StateDocument, StateWrite
 from protocols.acme.jws import b64url, b64url_decode
 from protocols.acme.model import Account, Authorization, AuthzStatus, Identifier, Order
 from protocols.acme.nonces import bad_nonce
@@ -50,9 +52,19 @@ def reuse_lookup(account: str, identifier: Identifier, wildcard: bool) -> str:
 
 
 class AcmeRepository:
+    """Reads go through the store's group fetch and writes through its group commit
+    (ca_core/store/state_batch.py): under load, many requests share one query and one
+    transaction, which is what keeps SQLite's single writer from being the limit."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._state = store.state
+
+    async def _get(self, namespace: str, key: str) -> StateDocument | None:
+        return await self._state.get_batched(namespace, key)
+
+    async def _commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
+        return await self._state.commit(writes, now)
 
     # --- nonces ------------------------------------------------------------------------
 
@@ -72,49 +84,53 @@ class AcmeRepository:
     async def use_nonce(self, nonce: str, now: dt.datetime, expires: dt.datetime) -> None:
         """Record a nonce as used; badNonce if it already was (on any worker)."""
         try:
-            await self._state.create_batched(NS_NONCE, nonce, {}, now, expires_at=expires)
+            await self._commit([StateWrite(NS_NONCE, nonce, {}, expires_at=expires)], now)
         except Conflict:
             raise bad_nonce("the nonce was already used") from None
 
     # --- accounts --------------------------------------------------------------------------
 
     async def account(self, account_id: str) -> Account | None:
-        doc = await self._state.get(NS_ACCOUNT, account_id)
+        doc = await self._get(NS_ACCOUNT, account_id)
         return Account.from_doc(doc.key, doc.document, doc.version) if doc else None
 
     async def account_by_key(self, ca: str, thumbprint: str) -> Account | None:
-        index = await self._state.get(NS_ACCOUNT_KEY, f"{ca}:{thumbprint}")
+        index = await self._get(NS_ACCOUNT_KEY, f"{ca}:{thumbprint}")
         return await self.account(index.document["account"]) if index else None
 
     async def create_account(self, account: Account, now: dt.datetime) -> Account:
         """Conflict if the key already names an account of this CA."""
-        async with self._store.db.transaction() as uow:
-            await self._state.create(
-                NS_ACCOUNT_KEY, f"{account.ca}:{account.thumbprint}", {"account": account.id}, now, uow=uow
-            )
-            await self._state.create(NS_ACCOUNT, account.id, account.to_doc(), now, uow=uow)
+        await self._commit(
+            [
+                StateWrite(NS_ACCOUNT_KEY, f"{account.ca}:{account.thumbprint}", {"account": account.id}),
+                StateWrite(NS_ACCOUNT, account.id, account.to_doc()),
+            ],
+            now,
+        )
         return _versioned(account, 1)
 
     async def save_account(self, account: Account, now: dt.datetime) -> Account:
-        doc = await self._state.put(NS_ACCOUNT, account.id, account.to_doc(), now, account.version)
-        return _versioned(account, doc.version)
+        [version] = await self._commit(
+            [StateWrite(NS_ACCOUNT, account.id, account.to_doc(), expected_version=account.version)], now
+        )
+        return _versioned(account, version or 0)
 
     async def change_key(self, account: Account, old_thumbprint: str, now: dt.datetime) -> Account:
         """Move the key index to the new key and save the account, atomically (7.3.5)."""
-        async with self._store.db.transaction() as uow:
-            await self._state.create(
-                NS_ACCOUNT_KEY, f"{account.ca}:{account.thumbprint}", {"account": account.id}, now, uow=uow
-            )
-            await self._state.delete(NS_ACCOUNT_KEY, f"{account.ca}:{old_thumbprint}", uow=uow)
-            doc = await self._state.put(
-                NS_ACCOUNT, account.id, account.to_doc(), now, account.version, uow=uow
-            )
-        return _versioned(account, doc.version)
+        versions = await self._commit(
+            [
+                StateWrite(NS_ACCOUNT_KEY, f"{account.ca}:{account.thumbprint}", {"account": account.id}),
+                StateWrite(NS_ACCOUNT_KEY, f"{account.ca}:{old_thumbprint}", delete=True),
+                StateWrite(NS_ACCOUNT, account.id, account.to_doc(), expected_version=account.version),
+            ],
+            now,
+        )
+        return _versioned(account, versions[-1] or 0)
 
     # --- orders and authorizations --------------------------------------------------------
 
     async def order(self, order_id: str) -> Order | None:
-        doc = await self._state.get(NS_ORDER, order_id)
+        doc = await self._get(NS_ORDER, order_id)
         return Order.from_doc(doc.key, doc.document, doc.version) if doc else None
 
     async def orders_of(self, account_id: str, limit: int = 1000) -> list[Order]:
@@ -122,16 +138,12 @@ class AcmeRepository:
         return [Order.from_doc(d.key, d.document, d.version) for d in docs]
 
     async def authz(self, authz_id: str) -> Authorization | None:
-        doc = await self._state.get(NS_AUTHZ, authz_id)
+        doc = await self._get(NS_AUTHZ, authz_id)
         return Authorization.from_doc(doc.key, doc.document, doc.version) if doc else None
 
     async def authzs(self, authz_ids: Sequence[str]) -> list[Authorization]:
-        found = []
-        for authz_id in authz_ids:
-            authz = await self.authz(authz_id)
-            if authz is not None:
-                found.append(authz)
-        return found
+        found = await asyncio.gather(*(self.authz(a) for a in authz_ids))
+        return [a for a in found if a is not None]
 
     async def valid_authzs_for(
         self, account: str, identifier: Identifier, wildcard: bool, limit: int = 20
@@ -145,38 +157,33 @@ class AcmeRepository:
     async def create_order(
         self, order: Order, new_authzs: Sequence[Authorization], now: dt.datetime
     ) -> Order:
-        async with self._store.db.transaction() as uow:
-            for authz in new_authzs:
-                await self._state.create(
-                    NS_AUTHZ,
-                    authz.id,
-                    authz.to_doc(),
-                    now,
-                    expires_at=authz.expires + KEEP_AFTER_EXPIRY,
-                    uow=uow,
-                )
-            await self._state.create(
+        writes = [
+            StateWrite(NS_AUTHZ, a.id, a.to_doc(), expires_at=a.expires + KEEP_AFTER_EXPIRY)
+            for a in new_authzs
+        ]
+        writes.append(
+            StateWrite(
                 NS_ORDER,
                 order.id,
                 order.to_doc(),
-                now,
                 lookup=f"acct:{order.account}",
                 expires_at=order.expires + KEEP_AFTER_EXPIRY,
-                uow=uow,
             )
+        )
+        await self._commit(writes, now)
         return _versioned(order, 1)
 
     async def save_order(self, order: Order, now: dt.datetime) -> Order:
-        doc = await self._state.put(
+        write = StateWrite(
             NS_ORDER,
             order.id,
             order.to_doc(),
-            now,
-            order.version,
+            expected_version=order.version,
             lookup=f"acct:{order.account}",
             expires_at=max(order.expires, now) + KEEP_AFTER_EXPIRY,
         )
-        return _versioned(order, doc.version)
+        [version] = await self._commit([write], now)
+        return _versioned(order, version or 0)
 
     async def save_authz(self, authz: Authorization, now: dt.datetime) -> Authorization:
         lookup = (
@@ -184,26 +191,26 @@ class AcmeRepository:
             if authz.status is AuthzStatus.VALID
             else None
         )
-        doc = await self._state.put(
+        write = StateWrite(
             NS_AUTHZ,
             authz.id,
             authz.to_doc(),
-            now,
-            authz.version,
+            expected_version=authz.version,
             lookup=lookup,
             expires_at=authz.expires + KEEP_AFTER_EXPIRY,
         )
-        return _versioned(authz, doc.version)
+        [version] = await self._commit([write], now)
+        return _versioned(authz, version or 0)
 
     # --- renewal (RFC 9773) -------------------------------------------------------------------
 
     async def replaced_by(self, serial: str) -> str | None:
-        doc = await self._state.get(NS_REPLACED, serial)
+        doc = await self._get(NS_REPLACED, serial)
         return str(doc.document["order"]) if doc else None
 
     async def mark_replaced(self, serial: str, order_id: str, now: dt.datetime, until: dt.datetime) -> None:
         """Conflict if another order already replaced this certificate."""
-        await self._state.create(NS_REPLACED, serial, {"order": order_id}, now, expires_at=until)
+        await self._commit([StateWrite(NS_REPLACED, serial, {"order": order_id}, expires_at=until)], now)
 
 
 _Record = TypeVar("_Record", Account, Order, Authorization)
