@@ -100,7 +100,7 @@ class Driver:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=CONCURRENCY * 2)
-        self.session = aiohttp.ClientSession(connector=connector)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
         async with self.session.get(self.directory_url) as response:
             self.directory = await response.json()
 

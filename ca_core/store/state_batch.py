@@ -169,11 +169,10 @@ def _apply(item: _Item, final: _Final) -> list[int | None] | BaseException:
         k = (w.namespace, w.key)
         current = changes[k][0] if k in changes else final.get(k, (None, None, None))[0]
         if w.delete:
-            if current is None or (w.expected_version is not None and current != w.expected_version):
-                if w.expected_version is not None:
-                    return Conflict(
-                        f"{w.namespace}/{w.key} changed concurrently", namespace=w.namespace, key=w.key
-                    )
+            if w.expected_version is not None and current != w.expected_version:
+                return Conflict(
+                    f"{w.namespace}/{w.key} changed concurrently", namespace=w.namespace, key=w.key
+                )
             changes[k] = (None, None, item.now)
             versions.append(None)
             continue

@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from ca_core.services import Services
+from protocols._shared.web import Binding
 from protocols.acme.jws import PublicKey, canonical_jwk, jwk_of, public_key_of, thumbprint
 from protocols.acme.repository import AcmeRepository
+from protocols.acme.settings import AcmeSettings
 from protocols.acme.validation import ChallengeValidator
 
 _KEY_CACHE_SIZE = 4096
@@ -29,11 +31,21 @@ class AcmeContext:
         self._tasks: set[asyncio.Task[None]] = set()
         self._keys: dict[str, tuple[PublicKey, str]] = {}
         self._repository: AcmeRepository | None = None
+        self._settings: tuple[Binding, AcmeSettings] | None = None
 
     def repository(self, services: Services) -> AcmeRepository:
         if self._repository is None:
             self._repository = AcmeRepository(services.store)
         return self._repository
+
+    def settings(self, binding: Binding) -> AcmeSettings:
+        """The binding's settings, parsed again only when the registry hands out a new
+        Binding (bindings are immutable values, replaced when changed)."""
+        cached = self._settings
+        if cached is None or cached[0] is not binding:
+            cached = (binding, AcmeSettings.of(binding.settings))
+            self._settings = cached
+        return cached[1]
 
     async def nonce_key(self, services: Services) -> bytes:
         if self._nonce_key is None:

@@ -104,7 +104,7 @@ def env_of(request: web.Request) -> Env:
         request,
         services,
         binding,
-        AcmeSettings.of(binding.settings),
+        ctx.settings(binding),
         ctx,
         ctx.repository(services),
         Urls(directory_base(request)),
@@ -560,14 +560,17 @@ async def challenge(request: web.Request) -> web.Response:
                 to_validate.token,
                 core.key_authorization(to_validate.token, owner.thumbprint),
             )
-            task = env.ctx.spawn(validate_and_record(env, authz.id, challenge_id, target))
+            task = env.ctx.spawn(validate_and_record(env, authz, challenge_id, target))
             # Most validations take milliseconds: answering with the result saves the
             # client a round of polling. Slow ones go on in the background.
             done, _ = await asyncio.wait({task}, timeout=env.settings.inline_validation_seconds)
-            if not done:
-                await update_authz(env, authz.id, lambda a, now: core.mark_processing(a, challenge_id, now))
-            reread = await env.repo.authz(authz.id)
-            authz = reread or authz
+            if done and task.result() is not None:
+                authz = task.result()
+            else:
+                marked = await update_authz(
+                    env, authz, lambda a, now: core.mark_processing(a, challenge_id, now)
+                )
+                authz = marked or await env.repo.authz(authz.id) or authz
     found = authz.challenge(challenge_id)
     if found is None:
         raise not_found("challenge")
@@ -578,39 +581,43 @@ async def challenge(request: web.Request) -> web.Response:
 
 async def update_authz(
     env: Env,
-    authz_id: str,
+    authz: Authorization,
     decide: Callable[[Authorization, Any], Authorization | None],
-) -> None:
-    """Re-read and re-decide until the compare-and-set wins or there is nothing to do."""
+) -> Authorization | None:
+    """Decide on the authorization as read, store with compare-and-set, and on a lost race
+    re-read and decide again; the stored result, or None when there was nothing to do."""
+    current: Authorization | None = authz
     for _ in range(10):
-        current = await env.repo.authz(authz_id)
         now = env.now()
         updated = decide(current, now) if current is not None else None
         if updated is None:
-            return
+            return None
         try:
-            await env.repo.save_authz(updated, now)
-            return
+            return await env.repo.save_authz(updated, now)
         except Conflict:
-            continue
-    log.warning("authorization %s kept changing; update abandoned", authz_id)
+            current = await env.repo.authz(authz.id)
+    log.warning("authorization %s kept changing; update abandoned", authz.id)
+    return None
 
 
-async def validate_and_record(env: Env, authz_id: str, challenge_id: str, target: ValidationTarget) -> None:
+async def validate_and_record(
+    env: Env, authz: Authorization, challenge_id: str, target: ValidationTarget
+) -> Authorization | None:
     try:
         error = await env.ctx.validator.validate(target, env.settings)
     except Exception:  # a validator bug must still end the challenge, not leave it pending
         log.exception("validation of %s failed unexpectedly", target.identifier.value)
         error = AcmeProblem(ProblemType.SERVER_INTERNAL, "validation failed", 500).to_json()
     settings = env.settings
-    await update_authz(
-        env, authz_id, lambda a, now: core.record_validation(a, challenge_id, error, now, settings)
+    stored = await update_authz(
+        env, authz, lambda a, now: core.record_validation(a, challenge_id, error, now, settings)
     )
     log.info(
         "ACME challenge %s",
         "valid" if error is None else "invalid",
-        extra={"ca": env.binding.ca, "authz": authz_id, "type": target.challenge_type, "error": error},
+        extra={"ca": env.binding.ca, "authz": authz.id, "type": target.challenge_type, "error": error},
     )
+    return stored
 
 
 # --- revocation (7.6) ----------------------------------------------------------------------------
