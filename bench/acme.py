@@ -208,10 +208,39 @@ def make_csrs(count: int, prefix: str) -> list[tuple[str, bytes]]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+@dataclass(frozen=True)
+class Figures:
+    rate: float  # complete orders per second
+    orders: int
+    requests: int
+    cpu_ms: float  # server CPU per order
+
+
 async def drive(
-    directory_url: str, cafile: Path, tokens: dict[str, str], label: str
-) -> tuple[float, int, int]:
-    """(orders per second, orders, requests) for ORDERS complete orders at CONCURRENCY."""
+    directory_url: str, cafile: Path, tokens: dict[str, str], label: str, server_pid: int
+) -> Figures:
+    """Figures for ORDERS complete orders at CONCURRENCY."""
     context = ssl.create_default_context(cafile=str(cafile))
     driver = Driver(directory_url, context, tokens)
     await driver.start()
@@ -232,10 +261,12 @@ async def drive(
                 await driver.complete_order(account, name, csr)
 
         driver.requests = 0
+        cpu_before = cpu_seconds(server_pid)
         started = time.perf_counter()
         await asyncio.gather(*(worker(a) for a in accounts))
         elapsed = time.perf_counter() - started
-        return ORDERS / elapsed, ORDERS, driver.requests
+        cpu = cpu_seconds(server_pid) - cpu_before
+        return Figures(ORDERS / elapsed, ORDERS, driver.requests, cpu * 1000 / ORDERS)
     finally:
         await driver.close()
 
@@ -342,8 +373,12 @@ async def run(report: Report) -> None:
         with process(challtest):
             wait_for_port(dns_mgmt)
             only = os.environ.get("CEG_BENCH_ACME_ONLY", "")
-            ceg_rate = await bench_ceg(work / "ceg", http01, dns_port, tokens, report) if only != "pebble" else 0
-            pebble_rate = await bench_pebble(work / "pebble", http01, dns_port, tokens, report) if only != "ceg" else 0
+            ceg_rate = (
+                await bench_ceg(work / "ceg", http01, dns_port, tokens, report) if only != "pebble" else 0
+            )
+            pebble_rate = (
+                await bench_pebble(work / "pebble", http01, dns_port, tokens, report) if only != "ceg" else 0
+            )
         if not ceg_rate or not pebble_rate:
             return
         report.add(
@@ -351,7 +386,10 @@ async def run(report: Report) -> None:
         )
     finally:
         await responder.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("CEG_BENCH_ACME_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"  kept {work}")
 
 
 async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, str], report: Report) -> float:
@@ -367,15 +405,20 @@ async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, st
     with process(
         [sys.executable, "-m", "gateway", "serve", "--data-dir", str(data), "--workers", str(CEG_WORKERS)],
         log=data / "serve.log",
-    ):
+    ) as server:
         wait_for_port(https_port)
         await asyncio.sleep(1.0)  # every worker up
-        rate, orders, requests = await drive(
-            f"https://127.0.0.1:{https_port}/acme/issuing/directory", data / "root-ca.pem", tokens, "ceg"
+        got = await drive(
+            f"https://127.0.0.1:{https_port}/acme/issuing/directory",
+            data / "root-ca.pem",
+            tokens,
+            "ceg",
+            server.pid,
         )
-    note = f"{orders} orders, {requests / orders:.1f} requests each, {CONCURRENCY} clients, {CEG_WORKERS} workers, SQLite"
-    report.add("acme", "ceg orders/s", f"{rate:.1f}", note)
-    return rate
+    note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients, {CEG_WORKERS} workers, SQLite"
+    report.add("acme", "ceg orders/s", f"{got.rate:.1f}", note)
+    report.add("acme", "ceg server CPU ms/order", f"{got.cpu_ms:.1f}", "all worker processes")
+    return got.rate
 
 
 async def bench_pebble(
@@ -402,9 +445,10 @@ async def bench_pebble(
         ["pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
         env=env,
         log=work / "pebble.log",
-    ):
+    ) as server:
         wait_for_port(port)
-        rate, orders, requests = await drive(f"https://127.0.0.1:{port}/dir", cert, tokens, "pebble")
-    note = f"{orders} orders, {requests / orders:.1f} requests each, {CONCURRENCY} clients"
-    report.add("acme", "pebble orders/s", f"{rate:.1f}", note)
-    return rate
+        got = await drive(f"https://127.0.0.1:{port}/dir", cert, tokens, "pebble", server.pid)
+    note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients"
+    report.add("acme", "pebble orders/s", f"{got.rate:.1f}", note)
+    report.add("acme", "pebble server CPU ms/order", f"{got.cpu_ms:.1f}", "")
+    return got.rate

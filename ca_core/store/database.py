@@ -125,6 +125,19 @@ class Database:
         return cls(url, writer, reader)
 
     @property
+    def sqlite_file(self) -> str | None:
+        """The database file when this is SQLite on a file (None for PostgreSQL, memory)."""
+        if self.is_postgres:
+            return None
+        name = make_url(self.url).database
+        return name if name and name != ":memory:" else None
+
+    @property
+    def sqlite_writer_lock(self) -> asyncio.Lock:
+        """Held by every write transaction of this process on SQLite."""
+        return self._sqlite_writer_lock
+
+    @property
     def engine(self) -> AsyncEngine:
         return self._writer
 

@@ -56,6 +56,9 @@ class StateStore:
         self._db = db
         self._batcher = StateBatcher(db)
 
+    def close(self) -> None:
+        self._batcher.close()
+
     async def commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
         """Creates, compare-and-set puts and deletes, atomically, group-committed with
         other callers' writes (see state_batch.py); Conflict as `create`/`put` raise it.

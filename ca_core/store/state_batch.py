@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from ca_core.errors import Conflict
 from ca_core.store import tables as t
 from ca_core.store.database import Database
+from ca_core.store.state_sqlite import SELECT_ALL, Row, SqliteDirect, key_filter, stored_json, stored_time
 
 _T = t.state_documents
 _MAX_BATCH = 256
@@ -66,10 +68,16 @@ _Final = dict[tuple[str, str], tuple[int | None, dict[str, Any] | None, dt.datet
 class StateBatcher:
     def __init__(self, db: Database) -> None:
         self._db = db
+        path = db.sqlite_file
+        self._direct = SqliteDirect(path) if path else None
         self._writes: list[_Item] = []
         self._write_task: asyncio.Task[None] | None = None
         self._reads: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._read_task: asyncio.Task[None] | None = None
+
+    def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -100,26 +108,17 @@ class StateBatcher:
                     item.future.set_result(outcome)
 
     async def _commit(self, batch: list[_Item]) -> list[list[int | None] | BaseException]:
-        keys = {(w.namespace, w.key) for item in batch for w in item.writes}
+        keys = list({(w.namespace, w.key) for item in batch for w in item.writes})
+        if self._direct is not None:
+            direct = self._direct
+            async with self._db.sqlite_writer_lock:
+                return await direct.write(lambda conn: _commit_sqlite(conn, batch, keys))
         async with self._db.transaction() as tx:
             query = select(_T.c.namespace, _T.c.key, _T.c.version).where(_key_filter(keys))
             if tx.is_postgres:
                 query = query.with_for_update()
             start = {(r.namespace, r.key): int(r.version) for r in (await tx.conn.execute(query)).all()}
-            final: _Final = {k: (v, None, None) for k, v in start.items()}
-            outcomes: list[list[int | None] | BaseException] = []
-            for item in batch:
-                outcomes.append(_apply(item, final))
-            inserts, updates, deletes = [], [], []
-            for key, (version, row, now) in final.items():
-                existed = key in start
-                if row is None:
-                    if existed and version is None:
-                        deletes.append({"b_ns": key[0], "b_key": key[1]})
-                elif existed:
-                    updates.append({**row, "b_ns": key[0], "b_key": key[1]})
-                else:
-                    inserts.append({**row, "namespace": key[0], "key": key[1], "created_at": now})
+            outcomes, inserts, updates, deletes = _plan(batch, start)
             if inserts:
                 await tx.conn.execute(insert(_T), inserts)
             if updates:
@@ -146,8 +145,11 @@ class StateBatcher:
                 found: dict[tuple[str, str], Any] = {}
                 for start in range(0, len(keys), _MAX_BATCH):
                     chunk = keys[start : start + _MAX_BATCH]
-                    async with self._db.read() as conn:
-                        rows = (await conn.execute(select(_T).where(_key_filter(chunk)))).all()
+                    if self._direct is not None:
+                        rows = await self._direct.read(lambda conn, chunk=chunk: _read_sqlite(conn, chunk))
+                    else:
+                        async with self._db.read() as conn:
+                            rows = (await conn.execute(select(_T).where(_key_filter(chunk)))).all()
                     found.update({(r.namespace, r.key): r for r in rows})
             except Exception as exc:
                 for futures in wanted.values():
@@ -159,6 +161,82 @@ class StateBatcher:
                 for f in futures:
                     if not f.done():
                         f.set_result(found.get(key))
+
+
+def _plan(
+    batch: list[_Item], start: dict[tuple[str, str], int]
+) -> tuple[
+    list[list[int | None] | BaseException], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+]:
+    """Each caller's outcome, and the net inserts, updates and deletes of the batch."""
+    final: _Final = {k: (v, None, None) for k, v in start.items()}
+    outcomes = [_apply(item, final) for item in batch]
+    inserts, updates, deletes = [], [], []
+    for key, (version, row, now) in final.items():
+        existed = key in start
+        if row is None:
+            if existed and version is None:
+                deletes.append({"b_ns": key[0], "b_key": key[1]})
+        elif existed:
+            updates.append({**row, "b_ns": key[0], "b_key": key[1]})
+        else:
+            inserts.append({**row, "namespace": key[0], "key": key[1], "created_at": now})
+    return outcomes, inserts, updates, deletes
+
+
+def _commit_sqlite(
+    conn: sqlite3.Connection, batch: list[_Item], keys: list[tuple[str, str]]
+) -> list[list[int | None] | BaseException]:
+    where, params = key_filter(keys)
+    query = f"SELECT namespace, key, version FROM state_documents WHERE {where}"
+    start = {(ns, k): int(v) for ns, k, v in conn.execute(query, params)}
+    outcomes, inserts, updates, deletes = _plan(batch, start)
+    if inserts:
+        conn.executemany(
+            "INSERT INTO state_documents (namespace, key, lookup, document, version, expires_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r["namespace"],
+                    r["key"],
+                    r["lookup"],
+                    stored_json(r["document"]),
+                    r["version"],
+                    stored_time(r["expires_at"]),
+                    stored_time(r["created_at"]),
+                    stored_time(r["updated_at"]),
+                )
+                for r in inserts
+            ],
+        )
+    if updates:
+        conn.executemany(
+            "UPDATE state_documents SET lookup = ?, document = ?, version = ?, expires_at = ?,"
+            " updated_at = ? WHERE namespace = ? AND key = ?",
+            [
+                (
+                    r["lookup"],
+                    stored_json(r["document"]),
+                    r["version"],
+                    stored_time(r["expires_at"]),
+                    stored_time(r["updated_at"]),
+                    r["b_ns"],
+                    r["b_key"],
+                )
+                for r in updates
+            ],
+        )
+    if deletes:
+        conn.executemany(
+            "DELETE FROM state_documents WHERE namespace = ? AND key = ?",
+            [(r["b_ns"], r["b_key"]) for r in deletes],
+        )
+    return outcomes
+
+
+def _read_sqlite(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[Row]:
+    where, params = key_filter(keys)
+    return [Row(values) for values in conn.execute(f"{SELECT_ALL} WHERE {where}", params)]
 
 
 def _apply(item: _Item, final: _Final) -> list[int | None] | BaseException:

@@ -248,10 +248,10 @@ def signed_body(
     url: str,
     payload: Any,
     *,
-    nonce: bytes | None | str = "fresh",
+    nonce: bytes | str | None = "fresh",
     key: jose.JWK | None = None,
     alg: jose.JWASignature | None = None,
-    kid: str | None | bool = True,
+    kid: str | bool | None = True,
 ) -> str:
     """A JWS as ACME wants it; every part can be made wrong on purpose."""
     from acme import jws as acme_jws
