@@ -393,8 +393,10 @@ def begin_finalize(order: Order, authzs: Sequence[Authorization], now: dt.dateti
     return dataclasses.replace(order, status=OrderStatus.PROCESSING, processing_since=now)
 
 
-def complete_order(order: Order, serial: str) -> Order:
-    return dataclasses.replace(order, status=OrderStatus.VALID, certificate=serial, processing_since=None)
+def complete_order(order: Order, serial: str, der: bytes | None = None) -> Order:
+    return dataclasses.replace(
+        order, status=OrderStatus.VALID, certificate=serial, certificate_der=der, processing_since=None
+    )
 
 
 def reopen_order(order: Order) -> Order:

@@ -8,6 +8,7 @@ URLs, computed statuses and RFC 3339 times); core.py decides their transitions.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -207,6 +208,7 @@ class Order:
     certificate: str | None = None  # serial (hex) once valid
     replaces: str | None = None  # serial (hex) of the certificate this order renews
     processing_since: dt.datetime | None = None
+    certificate_der: bytes | None = None  # kept with the order so a download reads one document
     version: int = field(default=0, compare=False)
 
     def to_doc(self) -> dict[str, Any]:
@@ -215,6 +217,9 @@ class Order:
             "account": self.account,
             "status": self.status.value,
             "expires": _ts(self.expires),
+            "certificate_der": base64.b64encode(self.certificate_der).decode()
+            if self.certificate_der
+            else None,
             "identifiers": [i.to_json() for i in self.identifiers],
             "authzs": list(self.authzs),
             "profile": self.profile,
@@ -245,5 +250,6 @@ class Order:
             certificate=doc.get("certificate"),
             replaces=doc.get("replaces"),
             processing_since=_dt(doc.get("processing_since")),
+            certificate_der=base64.b64decode(doc["certificate_der"]) if doc.get("certificate_der") else None,
             version=version,
         )

@@ -13,7 +13,6 @@ import base64
 import dataclasses
 import json
 import logging
-import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -471,7 +470,9 @@ async def finalize(request: web.Request) -> web.Response:
     except BaseException:
         await asyncio.shield(env.repo.save_order(core.fail_order(processing, internal_problem()), env.now()))
         raise
-    done = await env.repo.save_order(core.complete_order(processing, issued.serial_hex), env.now())
+    done = await env.repo.save_order(
+        core.complete_order(processing, issued.serial_hex, issued.der), env.now()
+    )
     if done.replaces is not None:
         try:
             await env.repo.mark_replaced(done.replaces, done.id, env.now(), issued.not_after)
@@ -491,7 +492,8 @@ def internal_problem() -> AcmeProblem:
 def pem_chain(ders: list[bytes]) -> bytes:
     blocks = []
     for der in ders:
-        body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+        text = base64.b64encode(der).decode()
+        body = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
         blocks.append(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
     return "".join(blocks).encode()
 
@@ -504,11 +506,14 @@ async def certificate(request: web.Request) -> web.Response:
     found = await owned_order(env, signed.require_account())
     if found.status is not OrderStatus.VALID or found.certificate is None:
         raise not_found("certificate")
-    record = await env.services.store.certificates.get(found.certificate)
-    if record is None:
-        raise not_found("certificate")
+    leaf = found.certificate_der
+    if leaf is None:
+        record = await env.services.store.certificates.get(found.certificate)
+        if record is None:
+            raise not_found("certificate")
+        leaf = record.der
     ca = await env.services.authority.get(found.ca)
-    chains = [[record.der, *ca.chain[:-1]], [record.der, *ca.chain]]
+    chains = [[leaf, *ca.chain[:-1]], [leaf, *ca.chain]]
     alternate = request.match_info.get("alt")
     index = int(alternate) if alternate and alternate.isdigit() else 0
     if alternate is not None and not 1 <= index < len(chains):

@@ -9,8 +9,9 @@
   reverse-DNS name of an IP, RFC 8738 6), ALPN acme-tls/1; the self-signed certificate
   names exactly the identifier and carries the critical acmeIdentifier extension with
   SHA-256(key authorization).
-Names resolve through the binding's `dns_resolver` (host:port) when set, else through
-the system. Each attempt has a timeout; attempts are retried a bounded number of times;
+Names resolve through the binding's `dns_resolver` (host:port) when set (lookup.py's
+stub, dnspython when an answer needs more), else through the system; IPv4 first, IPv6
+when a name has no IPv4 address. Each attempt has a timeout; attempts are retried a bounded number of times;
 the result is None (valid) or the problem document recorded on the challenge.
 """
 
@@ -30,6 +31,7 @@ import dns.resolver
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from protocols.acme import lookup
 from protocols.acme.core import dns01_txt, tls_alpn01_digest
 from protocols.acme.model import Identifier
 from protocols.acme.problems import AcmeProblem, ProblemType
@@ -122,7 +124,7 @@ class ChallengeValidator:
         return resolver
 
     async def addresses(self, ident: Identifier, settings: AcmeSettings) -> list[str]:
-        """IPv4 first, then IPv6."""
+        """IPv4 first; IPv6 when the name has no IPv4 address."""
         if ident.type == "ip":
             return [ident.value]
         if not settings.dns_resolver:
@@ -134,8 +136,27 @@ class ChallengeValidator:
                 raise _problem(ProblemType.DNS, f"cannot resolve {ident.value}: {exc}") from None
             found = list(dict.fromkeys(str(info[4][0]) for info in infos))
             return sorted(found, key=lambda a: ":" in a)
+        for rdtype in (lookup.A, lookup.AAAA):
+            answer = await self._ask(settings, ident.value, rdtype)
+            if answer is None:
+                return await self._addresses_dnspython(ident, settings)
+            if answer.rcode not in (lookup.NOERROR, lookup.NXDOMAIN):
+                raise _problem(ProblemType.DNS, f"DNS lookup of {ident.value} failed (rcode {answer.rcode})")
+            found = [a for a in (lookup.address_text(r) for r in answer.records) if a]
+            if found:
+                return found
+        raise _problem(ProblemType.DNS, f"no A or AAAA record for {ident.value}")
+
+    @staticmethod
+    async def _ask(settings: AcmeSettings, name: str, rdtype: int) -> lookup.Answer | None:
+        host, _, port = settings.dns_resolver.rpartition(":")
+        try:
+            return await lookup.query((host.strip("[]"), int(port)), name, rdtype)
+        except (OSError, ValueError):
+            return None
+
+    async def _addresses_dnspython(self, ident: Identifier, settings: AcmeSettings) -> list[str]:
         resolver = self._resolver(settings)
-        found = []
         for rdtype in ("A", "AAAA"):
             try:
                 answer = await resolver.resolve(ident.value, rdtype)
@@ -143,10 +164,8 @@ class ChallengeValidator:
                 continue
             except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
                 raise _problem(ProblemType.DNS, f"DNS lookup of {ident.value} failed: {exc}") from None
-            found.extend(r.to_text() for r in answer)
-        if not found:
-            raise _problem(ProblemType.DNS, f"no A or AAAA record for {ident.value}")
-        return found
+            return [r.to_text() for r in answer]
+        raise _problem(ProblemType.DNS, f"no A or AAAA record for {ident.value}")
 
     # --- http-01 ------------------------------------------------------------------------------
 
@@ -186,19 +205,29 @@ class ChallengeValidator:
 
     async def _dns01(self, target: ValidationTarget, settings: AcmeSettings) -> None:
         name = f"_acme-challenge.{target.identifier.value}"
-        try:
-            answer = await self._resolver(settings).resolve(name, "TXT")
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            raise _problem(ProblemType.DNS, f"dns-01: no TXT record at {name}") from None
-        except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
-            raise _problem(ProblemType.DNS, f"dns-01: TXT lookup of {name} failed: {exc}") from None
-        expected = dns01_txt(target.key_authorization)
-        values = [b"".join(r.strings).decode("ascii", "replace") for r in answer]
-        if expected not in values:
+        answer = await self._ask(settings, name, lookup.TXT) if settings.dns_resolver else None
+        if answer is not None:
+            if answer.rcode not in (lookup.NOERROR, lookup.NXDOMAIN):
+                raise _problem(ProblemType.DNS, f"dns-01: TXT lookup of {name} failed (rcode {answer.rcode})")
+            values = [lookup.txt_strings(r) for r in answer.records]
+        else:
+            values = await self._txt_dnspython(name, settings)
+        if not values:
+            raise _problem(ProblemType.DNS, f"dns-01: no TXT record at {name}")
+        if dns01_txt(target.key_authorization) not in values:
             raise _problem(
                 ProblemType.INCORRECT_RESPONSE,
                 f"dns-01: none of the {len(values)} TXT records at {name} matches",
             )
+
+    async def _txt_dnspython(self, name: str, settings: AcmeSettings) -> list[str]:
+        try:
+            answer = await self._resolver(settings).resolve(name, "TXT")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
+            raise _problem(ProblemType.DNS, f"dns-01: TXT lookup of {name} failed: {exc}") from None
+        return [b"".join(r.strings).decode("ascii", "replace") for r in answer]
 
     # --- tls-alpn-01 --------------------------------------------------------------------------
 
