@@ -24,14 +24,13 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
-from protocols.acme import lookup
+from protocols.acme import http01, lookup
 from protocols.acme.core import dns01_txt, tls_alpn01_digest
 from protocols.acme.model import Identifier
 from protocols.acme.problems import AcmeProblem, ProblemType
@@ -55,10 +54,9 @@ def _problem(kind: ProblemType, detail: str) -> AcmeProblem:
 
 
 class ChallengeValidator:
-    """Runs validations; holds the HTTP session and TLS context it reuses."""
+    """Runs validations; holds the TLS context it reuses."""
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         # The validation certificate is self-signed by design (RFC 8737 3): what is
         # checked is its acmeIdentifier extension, not a chain.
@@ -67,17 +65,8 @@ class ChallengeValidator:
         self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
         self._tls.set_alpn_protocols([ACME_TLS_ALPN])
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, use_dns_cache=False),
-                auto_decompress=False,
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        """Nothing to release: every validation opens and closes its own connections."""
 
     async def validate(self, target: ValidationTarget, settings: AcmeSettings) -> dict[str, Any] | None:
         """None when the challenge is met; else the last attempt's problem document."""
@@ -175,17 +164,12 @@ class ChallengeValidator:
         host_header = f"[{name}]" if ":" in name else name
         if port != 80:
             host_header += f":{port}"
+        path = f"/.well-known/acme-challenge/{target.token}"
         errors = []
         for address in await self.addresses(target.identifier, settings):
-            url_host = f"[{address}]" if ":" in address else address
-            url = f"http://{url_host}:{port}/.well-known/acme-challenge/{target.token}"
             try:
-                async with self._http().get(
-                    url, headers={"Host": host_header, "Accept": "*/*"}, allow_redirects=False
-                ) as response:
-                    body = await response.content.read(MAX_HTTP01_BODY)
-                    status = response.status
-            except (aiohttp.ClientError, OSError) as exc:
+                status, body = await http01.fetch(address, port, host_header, path, MAX_HTTP01_BODY)
+            except (OSError, http01.HttpError) as exc:
                 errors.append(f"{address}: {exc.__class__.__name__}: {exc}")
                 continue
             if status != 200:
