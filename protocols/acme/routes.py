@@ -402,11 +402,15 @@ async def replaced_serial(env: Env, owner: Account, cert_id: str, identifiers: A
     return record.serial
 
 
-async def owned_order(env: Env, owner: Account) -> Order:
-    order = await env.repo.order(env.request.match_info["order"])
-    if order is None or order.ca != env.binding.ca or order.account != owner.id:
+async def verify_for_order(env: Env) -> tuple[SignedRequest, Account, Order]:
+    """The verified request and the order its URL names, which must be the account's.
+    The order is read alongside the checks (reading has no effect; it is only handed
+    over once they pass), so both share the store's next group fetch."""
+    signed, found = await asyncio.gather(env.verify(), env.repo.order(env.request.match_info["order"]))
+    owner = signed.require_account()
+    if found is None or found.ca != env.binding.ca or found.account != owner.id:
         raise not_found("order")
-    return order
+    return signed, owner, found
 
 
 def order_reply(env: Env, order: Order, authzs: list[Authorization]) -> web.Response:
@@ -424,8 +428,7 @@ def order_reply(env: Env, order: Order, authzs: list[Authorization]) -> web.Resp
 
 async def order(request: web.Request) -> web.Response:
     env = env_of(request)
-    signed = await env.verify()
-    found = await owned_order(env, signed.require_account())
+    signed, _, found = await verify_for_order(env)
     if not signed.post_as_get:
         raise malformed("an order is read with POST-as-GET (empty payload)")
     return order_reply(env, found, await env.repo.authzs(found.authzs))
@@ -433,9 +436,7 @@ async def order(request: web.Request) -> web.Response:
 
 async def finalize(request: web.Request) -> web.Response:
     env = env_of(request)
-    signed = await env.verify()
-    owner = signed.require_account()
-    found = await owned_order(env, owner)
+    signed, owner, found = await verify_for_order(env)
     authzs = await env.repo.authzs(found.authzs)
     now = env.now()
     status = core.order_status(found, authzs, now)
@@ -502,8 +503,9 @@ async def certificate(request: web.Request) -> web.Response:
     """Download (7.4.2): the leaf and its issuing CAs; alternate 1 adds the root, for
     relying parties that want the whole path in one file."""
     env = env_of(request)
-    signed = await env.verify()
-    found = await owned_order(env, signed.require_account())
+    signed, _, found = await verify_for_order(env)
+    if not signed.post_as_get:
+        raise malformed("a certificate is fetched with POST-as-GET (empty payload)")
     if found.status is not OrderStatus.VALID or found.certificate is None:
         raise not_found("certificate")
     leaf = found.certificate_der
@@ -528,11 +530,13 @@ async def certificate(request: web.Request) -> web.Response:
 # --- authorizations and challenges (7.5) ---------------------------------------------------------
 
 
-async def owned_authz(env: Env, owner: Account) -> Authorization:
-    authz = await env.repo.authz(env.request.match_info["authz"])
+async def verify_for_authz(env: Env) -> tuple[SignedRequest, Account, Authorization]:
+    """As verify_for_order, for the authorization the URL names."""
+    signed, authz = await asyncio.gather(env.verify(), env.repo.authz(env.request.match_info["authz"]))
+    owner = signed.require_account()
     if authz is None or authz.ca != env.binding.ca or authz.account != owner.id:
         raise not_found("authorization")
-    return authz
+    return signed, owner, authz
 
 
 def authz_headers(env: Env, authz: Authorization) -> dict[str, str]:
@@ -541,8 +545,7 @@ def authz_headers(env: Env, authz: Authorization) -> dict[str, str]:
 
 async def authorization(request: web.Request) -> web.Response:
     env = env_of(request)
-    signed = await env.verify()
-    authz = await owned_authz(env, signed.require_account())
+    signed, _, authz = await verify_for_authz(env)
     if signed.payload is not None and codec.authz_update(signed.payload):
         authz = await env.repo.save_authz(core.deactivate_authz(authz, env.now()), env.now())
     status = core.authz_status(authz, env.now())
@@ -551,9 +554,7 @@ async def authorization(request: web.Request) -> web.Response:
 
 async def challenge(request: web.Request) -> web.Response:
     env = env_of(request)
-    signed = await env.verify()
-    owner = signed.require_account()
-    authz = await owned_authz(env, owner)
+    signed, owner, authz = await verify_for_authz(env)
     challenge_id = request.match_info["challenge"]
     if signed.payload is not None:
         codec.payload_object(signed.payload, "challenge")
