@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,8 +146,9 @@ class StateBatcher:
                 found: dict[tuple[str, str], Any] = {}
                 for start in range(0, len(keys), _MAX_BATCH):
                     chunk = keys[start : start + _MAX_BATCH]
+                    rows: Sequence[Any]
                     if self._direct is not None:
-                        rows = await self._direct.read(lambda conn, chunk=chunk: _read_sqlite(conn, chunk))
+                        rows = await self._direct.read(functools.partial(_read_sqlite, keys=chunk))
                     else:
                         async with self._db.read() as conn:
                             rows = (await conn.execute(select(_T).where(_key_filter(chunk)))).all()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from protocols.acme.settings import AcmeSettings
 from protocols.acme.validation import ChallengeValidator
 
 _KEY_CACHE_SIZE = 4096
+T = TypeVar("T")
 
 
 class AcmeContext:
@@ -28,7 +29,7 @@ class AcmeContext:
         self.validator = ChallengeValidator()
         self._nonce_key: bytes | None = None
         self._nonce_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, tuple[PublicKey, str]] = {}
         self._repository: AcmeRepository | None = None
         self._settings: tuple[Binding, AcmeSettings] | None = None
@@ -71,7 +72,7 @@ class AcmeContext:
             self._keys[raw] = hit
         return hit
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -63,7 +63,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def load_json(data: bytes, what: str) -> Any:
+def load_json(data: bytes | str, what: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError):

@@ -141,14 +141,14 @@ async def acme_envelope(request: web.Request, handler: Handler) -> web.StreamRes
         response = problem_response(translate.problem_of(exc))
     except web.HTTPException as exc:
         if exc.status == 405:
-            problem = malformed(f"method {request.method} is not allowed here (use POST-as-GET)", 405)
+            refusal = malformed(f"method {request.method} is not allowed here (use POST-as-GET)", 405)
         elif exc.status == 413:
-            problem = malformed("request too large", 413)
+            refusal = malformed("request too large", 413)
         elif exc.status == 404:
-            problem = not_found("resource")
+            refusal = not_found("resource")
         else:
             raise
-        response = problem_response(problem)
+        response = problem_response(refusal)
         if exc.status == 405:
             response.headers["Allow"] = exc.headers.get("Allow", "POST")
     services = services_of(request)
@@ -570,13 +570,14 @@ async def challenge(request: web.Request) -> web.Response:
             # Most validations take milliseconds: answering with the result saves the
             # client a round of polling. Slow ones go on in the background.
             done, _ = await asyncio.wait({task}, timeout=env.settings.inline_validation_seconds)
-            if done and task.result() is not None:
-                authz = task.result()
+            validated = task.result() if done else None
+            if validated is not None:
+                authz = validated
             else:
                 marked = await update_authz(
                     env, authz, lambda a, now: core.mark_processing(a, challenge_id, now)
                 )
-                authz = marked or await env.repo.authz(authz.id) or authz
+                authz = marked or (await env.repo.authz(authz.id)) or authz
     found = authz.challenge(challenge_id)
     if found is None:
         raise not_found("challenge")

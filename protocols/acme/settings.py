@@ -59,7 +59,9 @@ class AcmeSettings:
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> AcmeSettings:
         known = {f.name for f in fields(cls)}
-        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if k in known}
+        values: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if k in known
+        }
         return cls(**values)
 
 
