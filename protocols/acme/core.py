@@ -160,8 +160,17 @@ def authz_status(authz: Authorization, now: dt.datetime) -> AuthzStatus:
     return authz.status
 
 
+# A finalize that has been "processing" this long was interrupted (its worker stopped
+# between marking the order and storing the certificate): the order is invalid.
+PROCESSING_ABANDONED = dt.timedelta(minutes=5)
+
+
 def order_status(order: Order, authzs: Sequence[Authorization], now: dt.datetime) -> OrderStatus:
-    if order.status in (OrderStatus.VALID, OrderStatus.INVALID, OrderStatus.PROCESSING):
+    if order.status is OrderStatus.PROCESSING:
+        since = order.processing_since
+        abandoned = since is not None and now - since > PROCESSING_ABANDONED
+        return OrderStatus.INVALID if abandoned else OrderStatus.PROCESSING
+    if order.status in (OrderStatus.VALID, OrderStatus.INVALID):
         return order.status
     if now >= order.expires:
         return OrderStatus.INVALID
@@ -177,6 +186,10 @@ def order_error(order: Order, authzs: Sequence[Authorization], now: dt.datetime)
     """Why an order is invalid, as a problem document, when it is."""
     if order.error is not None or order_status(order, authzs, now) is not OrderStatus.INVALID:
         return order.error
+    if order.status is OrderStatus.PROCESSING:
+        return AcmeProblem(
+            ProblemType.SERVER_INTERNAL, "issuance was interrupted; place a new order", 500
+        ).to_json()
     if now >= order.expires:
         return AcmeProblem(ProblemType.MALFORMED, "the order expired before it was finalized").to_json()
     for authz in authzs:

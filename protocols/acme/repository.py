@@ -42,6 +42,9 @@ NS_NONCE = "acme-nonce"
 NS_SECRET = "acme-secret"
 NS_REPLACED = "acme-replaced"
 
+# Documents with an expiry, removed once it passes (AcmeContext.purge_if_due).
+PURGED_NAMESPACES = (NS_NONCE, NS_ORDER, NS_AUTHZ, NS_REPLACED)
+
 # How long finished orders and authorizations stay readable after they expire.
 KEEP_AFTER_EXPIRY = dt.timedelta(days=30)
 

@@ -152,7 +152,9 @@ async def acme_envelope(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status == 405:
             response.headers["Allow"] = exc.headers.get("Allow", "POST")
     services = services_of(request)
-    key = await request.app[ACME_CONTEXT].nonce_key(services)
+    ctx = request.app[ACME_CONTEXT]
+    ctx.purge_if_due(services)
+    key = await ctx.nonce_key(services)
     response.headers["Replay-Nonce"] = nonces.mint(key, services.clock.now(), services.random_bytes)
     response.headers["Cache-Control"] = "no-store"
     if "ca" in request.match_info:

@@ -198,6 +198,9 @@ def test_finalize_transitions() -> None:
     assert core.order_status(core.reopen_order(processing), [a], NOW) is OrderStatus.READY
     valid = core.complete_order(processing, "abc")
     assert core.order_status(valid, [a], NOW + dt.timedelta(days=30)) is OrderStatus.VALID
+    abandoned_at = NOW + core.PROCESSING_ABANDONED + dt.timedelta(seconds=1)
+    assert core.order_status(processing, [a], abandoned_at) is OrderStatus.INVALID
+    assert core.order_error(processing, [a], abandoned_at)["type"].endswith("serverInternal")  # type: ignore[index]
     failed = core.fail_order(processing, AcmeProblem(ProblemType.SERVER_INTERNAL, "x", 500))
     assert core.order_status(failed, [a], NOW) is OrderStatus.INVALID and failed.error is not None
 
