@@ -538,3 +538,25 @@ async def test_expired_order_is_invalid_and_cannot_be_finalized(clocked_gateway:
     assert authz.json()["status"] == "expired"
     refused = await post(acme_c, order.body.finalize, {"csr": jose.b64.b64encode(b"x").decode()})
     assert refused.status_code == 403 and refused.json()["type"] == ERR + "orderNotReady"
+
+
+async def test_slow_validation_answers_processing_with_retry_after(
+    live_gateway: Any, challtestsrv: Any, tmp_path: Path
+) -> None:
+    from tests.interop.acme.conftest import make_acme_setup
+
+    setup = await make_acme_setup(live_gateway, challtestsrv, inline_validation_seconds=0)
+    responder = await Http01Responder(setup.http01_port).start()
+    try:
+        acme_c = await in_thread(acme_client, setup)
+        _, csr = cert_key_and_csr(["slow.example.test"])
+        order = await in_thread(acme_c.new_order, csr)
+        [(challb, answer)] = http01_answers(acme_c, order, responder)
+        response = await in_thread(acme_c.net.post, challb.uri, answer)
+        assert response.json()["status"] == "processing"
+        assert response.headers["Retry-After"] == "1"
+        assert acme_c._get_links(response, "up") == [order.authorizations[0].uri]
+        done = await in_thread(acme_c.poll_and_finalize, order, dt.datetime.now() + dt.timedelta(seconds=30))
+        assert done.fullchain_pem
+    finally:
+        await responder.stop()
