@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,12 +29,14 @@ from ca_core.status.revocation import StatusChange
 from protocols._shared.web import Binding, binding_of, requester_of, services_of
 from protocols.acme import codec, core, jws, nonces, translate
 from protocols.acme.auth import KeyRef, SignedRequest, verify_post
+from protocols.acme.codec import Urls
 from protocols.acme.context import ACME_CONTEXT, AcmeContext
 from protocols.acme.model import (
     Account,
     AccountStatus,
     Authorization,
     AuthzStatus,
+    Identifier,
     Order,
     OrderStatus,
 )
@@ -68,7 +71,7 @@ class Env:
     repo: AcmeRepository
     urls: Urls
 
-    def now(self):  # type: ignore[no-untyped-def]
+    def now(self) -> dt.datetime:
         return self.services.clock.now()
 
     def new_id(self, size: int = 16) -> str:
@@ -86,9 +89,6 @@ class Env:
             self.binding.ca,
             key_ref,
         )
-
-
-Urls = codec.Urls
 
 
 def directory_base(request: web.Request) -> str:
@@ -341,7 +341,7 @@ async def new_order(request: web.Request) -> web.Response:
     core.order_window(wanted.not_before, wanted.not_after, now, settings)
     profile = env.binding.choose_profile(wanted.profile)
     replaces = await replaced_serial(env, owner, wanted.replaces, identifiers) if wanted.replaces else None
-    chosen: list[tuple[str, Authorization | None, tuple[Any, bool]]] = []
+    chosen: list[tuple[str, Authorization | None, tuple[Identifier, bool]]] = []
     for ident in identifiers:
         base, wildcard = core.authz_identifier(ident)
         reuse = None
@@ -388,7 +388,7 @@ async def new_order(request: web.Request) -> web.Response:
     )
 
 
-async def replaced_serial(env: Env, owner: Account, cert_id: str, identifiers: Any) -> str:
+async def replaced_serial(env: Env, owner: Account, cert_id: str, identifiers: tuple[Identifier, ...]) -> str:
     """The serial a newOrder's `replaces` names, after RFC 9773 5's checks."""
     aki, serial = codec.parse_ari_cert_id(cert_id)
     record = await env.services.store.certificates.get(format(serial, "x"), ca=env.binding.ca)
@@ -591,7 +591,7 @@ async def challenge(request: web.Request) -> web.Response:
 async def update_authz(
     env: Env,
     authz: Authorization,
-    decide: Callable[[Authorization, Any], Authorization | None],
+    decide: Callable[[Authorization, dt.datetime], Authorization | None],
 ) -> Authorization | None:
     """Decide on the authorization as read, store with compare-and-set, and on a lost race
     re-read and decide again; the stored result, or None when there was nothing to do."""
