@@ -13,7 +13,9 @@ has authorization reuse off too. Besides orders per second, the CPU time the ser
 processes spent per order is printed: it does not depend on what else the machine runs.
 Environment: CEG_BENCH_ACME_ORDERS (default 600), CEG_BENCH_ACME_CONCURRENCY (16),
 CEG_BENCH_ACME_WORKERS (ceg worker processes, 1),
-CEG_BENCH_ACME_ONLY (ceg or pebble: run one side only).
+CEG_BENCH_ACME_ONLY (ceg or pebble: run one side only), CEG_BENCH_ACME_PYARGS (options
+for the ceg server's interpreter, e.g. "-m cProfile -o ceg.prof"), CEG_BENCH_ACME_KEEP
+(keep the work directory with the servers' logs).
 """
 
 from __future__ import annotations
@@ -413,7 +415,17 @@ async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, st
         data=data,
     )  # fmt: skip
     with process(
-        [sys.executable, "-m", "gateway", "serve", "--data-dir", str(data), "--workers", str(CEG_WORKERS)],
+        [
+            sys.executable,
+            *os.environ.get("CEG_BENCH_ACME_PYARGS", "").split(),
+            "-m",
+            "gateway",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--workers",
+            str(CEG_WORKERS),
+        ],
         log=data / "serve.log",
     ) as server:
         wait_for_port(https_port)
