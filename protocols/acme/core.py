@@ -456,7 +456,9 @@ def update_account(account: Account, payload: dict[str, Any]) -> Account:
         changed = dataclasses.replace(changed, contact=check_contacts(payload["contact"]))
     if payload.get("termsOfServiceAgreed") is True:
         changed = dataclasses.replace(changed, tos_agreed=True)
-    if "status" in payload:
+    # Clients such as certbot's library echo the whole account back, status included:
+    # the current status is no change; deactivated is the only change a client may ask.
+    if "status" in payload and payload["status"] != account.status.value:
         if payload["status"] != AccountStatus.DEACTIVATED.value:
             raise malformed("an account's status can only be changed to deactivated")
         changed = dataclasses.replace(changed, status=AccountStatus.DEACTIVATED)

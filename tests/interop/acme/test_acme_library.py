@@ -560,3 +560,34 @@ async def test_slow_validation_answers_processing_with_retry_after(
         assert done.fullchain_pem
     finally:
         await responder.stop()
+
+
+async def test_account_update_and_terms_of_service(acme: AcmeSetup) -> None:
+    acme_c = await in_thread(acme_client, acme)
+    updated = await in_thread(
+        acme_c.update_registration,
+        acme_c.net.account.update(body=acme_c.net.account.body.update(contact=("mailto:new@example.com",))),
+    )
+    assert updated.body.contact == ("mailto:new@example.com",)
+    with pytest.raises(messages.Error) as bad_contact:
+        await in_thread(
+            acme_c.update_registration,
+            acme_c.net.account.update(body=acme_c.net.account.body.update(contact=("tel:+1555",))),
+        )
+    assert bad_contact.value.typ == ERR + "unsupportedContact"
+    # With terms of service in the directory, a new account must agree to them.
+    await acme.live.bindings.put(
+        "acme", acme.live.issuing, settings={"terms_of_service": "https://pki.example/tos"}
+    )
+    key = account_key()
+    net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=str(acme.root_pem))
+    directory = await in_thread(client.ClientV2.get_directory, acme.directory, net)
+    assert directory.meta.terms_of_service == "https://pki.example/tos"
+    fresh = client.ClientV2(directory, net)
+    with pytest.raises(messages.Error) as refused:
+        await in_thread(fresh.new_account, messages.NewRegistration.from_data(email="a@example.com"))
+    assert "terms of service" in str(refused.value.detail)
+    agreed = await in_thread(
+        fresh.new_account, messages.NewRegistration.from_data(terms_of_service_agreed=True)
+    )
+    assert agreed.body.status == "valid"

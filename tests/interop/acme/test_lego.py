@@ -32,8 +32,7 @@ async def lego(setup: AcmeSetup, path: Path, *args: str, env: dict[str, str] | N
         "--email",
         "ops@example.com",
         "--accept-tos",
-        "--key-type",
-        "ec256",
+        *(() if "--key-type" in args else ("--key-type", "ec256")),
         *args,
         env={**os.environ, "LEGO_CA_CERTIFICATES": str(setup.root_pem), **(env or {})},
         stdout=asyncio.subprocess.PIPE,
@@ -122,3 +121,23 @@ async def test_lego_with_external_account_binding_then_renew(acme_eab: AcmeSetup
     )
     second = verify_bundle(acme, tmp_path, bundle, domain)
     assert second.serial_number != first.serial_number
+
+
+async def test_lego_with_rsa_keys_and_the_client_server_profile(acme: AcmeSetup, tmp_path: Path) -> None:
+    """An RS256-signing account (lego's RSA account key) and an RSA certificate key; the
+    binding's default profile switched to privatessl-tls-client-server."""
+    await acme.live.bindings.put(
+        "acme",
+        acme.live.issuing,
+        settings={"http01_port": acme.http01_port, "dns_resolver": f"127.0.0.1:{acme.dns.dns_port}"},
+        default_profile="privatessl-tls-client-server",
+    )
+    domain = "lego-rsa.example.test"
+    await lego(
+        acme, tmp_path / "lego", "--key-type", "rsa2048", "--domains", domain,
+        "--http", "--http.port", f"127.0.0.1:{acme.http01_port}", "run",
+    )  # fmt: skip
+    leaf = verify_bundle(acme, tmp_path, tmp_path / "lego" / "certificates" / f"{domain}.crt", domain)
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert leaf.public_key().key_size == 2048

@@ -235,8 +235,9 @@ def test_account_update_and_contacts() -> None:
     updated = core.update_account(acct, {"contact": ["mailto:ops@example.com"], "termsOfServiceAgreed": True})
     assert updated.contact == ("mailto:ops@example.com",) and updated.tos_agreed
     assert core.update_account(acct, {"status": "deactivated"}).status is AccountStatus.DEACTIVATED
+    assert core.update_account(acct, {"status": "valid"}) == acct  # echoed back: no change
     with pytest.raises(AcmeProblem):
-        core.update_account(acct, {"status": "valid"})
+        core.update_account(acct, {"status": "revoked"})
     for bad, kind in [
         (["tel:+123"], ProblemType.UNSUPPORTED_CONTACT),
         (["mailto:a@b.example,c@d.example"], ProblemType.INVALID_CONTACT),
