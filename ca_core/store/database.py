@@ -111,10 +111,8 @@ class Database:
     def open(cls, url: str, pool_size: int = 10) -> Database:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
-            # Fixed pools: each aiosqlite connection is a thread, and the default overflow
-            # opens and closes one per request under load. One writer is all SQLite allows.
-            writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=300)
-            reader = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=300)
+            writer = create_async_engine(url)
+            reader = create_async_engine(url)
             _configure_sqlite(writer, immediate=True)
             _configure_sqlite(reader, immediate=False)
         elif parsed.get_backend_name() == "postgresql":
