@@ -3,6 +3,9 @@
 A protocol picks a namespace ("acme-order", "scep-tx", ...) and owns the JSON schema of
 its documents; ca_core knows no protocol names. `put` with `expected_version` is a
 compare-and-set, so two workers (or replicas) updating one document cannot both win.
+
+`commit` and `get_batched` do the same through group commit and group fetch
+(state_batch.py): for protocols that touch a document or two on every request.
 """
 
 from __future__ import annotations
@@ -119,33 +122,6 @@ class StateStore:
             else:
                 async with self._db.transaction() as tx:
                     await tx.conn.execute(insert(_T), [row])
-        except IntegrityError:
-            raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
-        return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
-
-    async def create_batched(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        now: dt.datetime,
-        lookup: str | None = None,
-        expires_at: dt.datetime | None = None,
-    ) -> StateDocument:
-        """Like `create`, but joined with other waiting inserts into one commit (group
-        commit): for small, hot, insert-only documents such as used ACME nonces."""
-        row = {
-            "namespace": namespace,
-            "key": key,
-            "lookup": lookup,
-            "document": document,
-            "version": 1,
-            "expires_at": expires_at,
-            "created_at": now,
-            "updated_at": now,
-        }
-        try:
-            await self._db.insert_batched([(_T, row)])
         except IntegrityError:
             raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
         return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
