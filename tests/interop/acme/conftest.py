@@ -5,6 +5,7 @@ where each test's client listens."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,7 @@ async def clocked_gateway(
     from ca_core.services import open_services
     from tests.conftest import BASE_URL
 
-    clock = ManualClock()
-    import datetime as dt
-
-    clock.set(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     services: Services = await open_services(
         sqlite_url, FileKeyStore(tmp_path / "keys", b"test-passphrase"), BASE_URL, clock=clock
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -215,10 +214,6 @@ def chain_ders(fullchain_pem: str) -> list[bytes]:
         c.public_bytes(serialization.Encoding.DER)
         for c in x509.load_pem_x509_certificates(fullchain_pem.encode())
     ]
-
-
-def env_without_proxies() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
 # --- hand-made requests, for what the library will not send ------------------------------------
