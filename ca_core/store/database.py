@@ -186,6 +186,19 @@ class Database:
         return cls(url, writer, reader)
 
     @property
+    def sqlite_file(self) -> str | None:
+        """The database file when this is SQLite on a file (None for PostgreSQL, memory)."""
+        if self.is_postgres:
+            return None
+        name = make_url(self.url).database
+        return name if name and name != ":memory:" else None
+
+    def write_gate(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by every write transaction on a SQLite file (one writer at a time, across
+        this process and the other workers'); a no-op on PostgreSQL."""
+        return self._gate.hold() if self._gate is not None else contextlib.nullcontext()
+
+    @property
     def engine(self) -> AsyncEngine:
         return self._writer
 
@@ -205,8 +218,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        gate = self._gate.hold() if self._gate is not None else contextlib.nullcontext()
-        async with gate, self._writer.begin() as conn:
+        async with self.write_gate(), self._writer.begin() as conn:
             uow = UnitOfWork(conn, self.is_postgres)
             yield uow
             await uow.flush()
