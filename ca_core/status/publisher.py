@@ -176,6 +176,10 @@ class CrlPublisher:
         self._served[ca_id] = _Served(crl, loop_time)
         return crl
 
+    async def head(self, ca_id: str) -> StoredCrl | None:
+        """What the database holds for `ca_id` now (number, times, staleness; no bytes)."""
+        return (await self._status.crl_heads([ca_id])).get(ca_id)
+
     # --- scheduling ---------------------------------------------------------------------
 
     async def due(self) -> list[str]:

@@ -352,7 +352,11 @@ class OcspResponder:
     async def _context(self, ca_id: str) -> _Context:
         loop_time = asyncio.get_running_loop().time()
         cached = self._contexts.get(ca_id)
-        if cached is not None and loop_time - cached.loaded < self.policy.context_seconds:
+        if (
+            cached is not None
+            and loop_time - cached.loaded < self.policy.context_seconds
+            and cached.signer_not_after - self._clock.now() >= self.policy.validity
+        ):
             return cached
         try:
             ca = await self._authority.get(ca_id)
