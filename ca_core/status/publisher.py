@@ -25,7 +25,7 @@ from ca_core.authority import Authority
 from ca_core.clock import Clock
 from ca_core.errors import InvalidState, NotFound
 from ca_core.model import CaKind, CaState, CertificateRecord
-from ca_core.status.crl import CrlContent, sign_crl
+from ca_core.status.crl import CrlContent, encode_entries, sign_encoded
 from ca_core.status.storage import StatusStore, StoredCrl
 from ca_core.store import Store
 
@@ -98,7 +98,17 @@ class CrlPublisher:
         signer = ca.require_signer()
         if ca.certificate is None:
             raise InvalidState(f"CA {ca_id} has no certificate yet", ca=ca_id)
-        audit_seq, entries = await self._status.revoked_entries(ca_id)
+        # Off the loop, chunk by chunk while the next chunk is read: a million entries take
+        # seconds to encode. Signing (HSM round trip, RSA) runs in the executor too.
+        loop = asyncio.get_running_loop()
+        encoded: list[bytes] = []
+        count = 0
+        async with self._status.revoked_snapshot(ca_id) as snapshot:
+            audit_seq = snapshot.audit_seq
+            async for chunk in snapshot.chunks:
+                part, size = await loop.run_in_executor(self._executor, encode_entries, chunk)
+                encoded.append(part)
+                count += size
         number = await self._store.counters.next_value(crl_counter(ca_id))
         now = self._clock.now().replace(microsecond=0)
         content = CrlContent(
@@ -110,10 +120,10 @@ class CrlPublisher:
             expired_certs_since=ca.record.not_before or ca.certificate.not_valid_before_utc,
             signature_algorithm=signer.algorithm,
         )
-        # Off the loop: a large list takes seconds to encode, and HSM signing blocks.
-        loop = asyncio.get_running_loop()
-        der, count = await loop.run_in_executor(self._executor, sign_crl, content, entries, signer)
-        del entries
+        revoked = b"".join(encoded)
+        del encoded
+        der = await loop.run_in_executor(self._executor, sign_encoded, content, revoked, signer)
+        del revoked
         stored = StoredCrl(ca_id, number, now, content.next_update, count, audit_seq, None, der)
         kept = await self._status.store_crl(
             stored,

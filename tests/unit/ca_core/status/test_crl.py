@@ -170,3 +170,15 @@ def test_der_length(size: int) -> None:
         assert encoded == asn1.OctetString(b"\x00" * size).dump()
     else:
         assert encoded == b"\x84" + size.to_bytes(4, "big")
+
+
+def test_times_in_other_zones_and_naive_utc_are_encoded_as_utc() -> None:
+    """PostgreSQL hands back aware times, SQLite naive UTC ones: both mean the same instant."""
+    signer = FileSigner("file:t", ec.generate_private_key(ec.SECP256R1()))
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    entries: list[RevokedEntry] = [
+        ("01", NOW.astimezone(plus_two), None, None),
+        ("02", NOW.replace(tzinfo=None), None, None),
+    ]
+    crl = x509.load_der_x509_crl(sign_crl(content(KeyAlgorithm.EC_P256), entries, signer)[0])
+    assert [r.revocation_date_utc for r in crl] == [NOW, NOW]
