@@ -14,16 +14,19 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import logging
 import urllib.parse
 from email.utils import format_datetime
 
 from aiohttp import web
 
 from ca_core.errors import InvalidState, NotFound
+from ca_core.services import Services
 from ca_core.status.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from ca_core.status.responder import OcspReply, refused
 from protocols._shared.web import SERVICES, read_body
 
+log = logging.getLogger(__name__)
 CRL_TYPE = "application/pkix-crl"
 OCSP_RESPONSE_TYPE = "application/ocsp-response"
 CRL_MAX_AGE = dt.timedelta(minutes=15)  # a status change reaches the CRL within 15 minutes
@@ -76,7 +79,7 @@ async def ocsp_post(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         reply = refused(ResponseStatus.MALFORMED_REQUEST, "request too large")
     else:
-        reply = await services.ocsp.respond(request.match_info["ca"], body)
+        reply = await _respond(services, request.match_info["ca"], body)
     return ocsp_response(reply, services.clock.now(), services.ocsp.policy.http_max_age)
 
 
@@ -88,8 +91,17 @@ async def ocsp_get(request: web.Request) -> web.Response:
     except ValueError as exc:
         reply = refused(ResponseStatus.MALFORMED_REQUEST, str(exc))
     else:
-        reply = await services.ocsp.respond(ca_id, data)
+        reply = await _respond(services, ca_id, data)
     return ocsp_response(reply, services.clock.now(), services.ocsp.policy.http_max_age)
+
+
+async def _respond(services: Services, ca_id: str, data: bytes) -> OcspReply:
+    # An OCSP client understands internalError, not an HTTP 500 with a JSON body.
+    try:
+        return await services.ocsp.respond(ca_id, data)
+    except Exception:
+        log.exception("OCSP responder failed", extra={"ca": ca_id})
+        return refused(ResponseStatus.INTERNAL_ERROR, "internal error")
 
 
 def decode_get_request(raw_path: str, ca_id: str) -> bytes:

@@ -150,3 +150,20 @@ async def test_ocsp_unknown_ca_is_unauthorized(client: TestClient, services: Ser
 )
 def test_get_request_decoding_keeps_base64_characters(tail: str) -> None:
     assert decode_get_request(f"/ocsp/issuing/{tail}", "issuing") == b"\xfb\xff\xbf\xfb"
+
+
+async def test_a_responder_failure_is_an_ocsp_internal_error(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = await ocsp_request(services)
+
+    async def broken(ca_id: str, body: bytes) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services.ocsp, "respond", broken)
+    response = await client.post("/ocsp/issuing", data=data)
+    assert response.status == 200
+    assert (
+        ocsp.load_der_ocsp_response(await response.read()).response_status
+        is ocsp.OCSPResponseStatus.INTERNAL_ERROR
+    )
