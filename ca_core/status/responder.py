@@ -71,7 +71,7 @@ class OcspPolicy:
     unknown_lifetime: dt.timedelta = dt.timedelta(minutes=10)  # how long an `unknown` is reused
     context_seconds: float = 5.0  # how long a CA's signing context is reused
     poll_seconds: float = 1.0  # how often the audit log is asked for status changes
-    cache_entries: int = 100_000  # responses kept in memory per worker
+    cache_entries: int = 50_000  # responses kept in memory per worker (~1 KB each)
 
 
 @dataclass(frozen=True, slots=True)
