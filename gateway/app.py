@@ -23,6 +23,7 @@ from gateway.assembly import open_gateway_services
 from gateway.bindings import BindingRegistry
 from gateway.config import Config
 from gateway.frontends import discover
+from gateway.jobs import jobs_context
 from gateway.keys import BINDINGS, CONFIG
 from gateway.middlewares import request_context
 from protocols._shared.web import BINDING, SERVICES, Frontend
@@ -33,7 +34,10 @@ AppHook = Callable[[web.Application], None]
 
 # Extra sub-applications (management APIs, status endpoints, web UI) register here as
 # (module, function) pairs, each `function(app)` adding its routes to the root app.
-_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = (("gateway.api", "install"),)
+_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = (
+    ("gateway.api", "install"),
+    ("gateway.status_routes", "install"),
+)
 _FRONTENDS = web.AppKey("ceg.frontends", dict)
 
 
@@ -130,6 +134,9 @@ def create_app(
     app[_FRONTENDS] = found
     if services is None:
         app.cleanup_ctx.append(services_context(config, run_migrations))
+        # Scheduled work (CRLs, OCSP, expiry) when the app owns its services; one worker
+        # of the cluster leads (gateway/jobs.py). Tests that inject services run jobs by hand.
+        app.cleanup_ctx.append(jobs_context)
     else:
         app[SERVICES] = services
         app[BINDINGS] = BindingRegistry(services, found)
