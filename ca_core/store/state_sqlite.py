@@ -65,6 +65,7 @@ class SqliteDirect:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-write")
         self._local = threading.local()
+        self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -99,6 +100,9 @@ class SqliteDirect:
         return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
 
     def close(self) -> None:
+        if self._closed:  # closing twice (a restart in a test, then teardown) is harmless
+            return
+        self._closed = True
         for pool in (self._reader, self._writer):
             pool.submit(self._close_local).result()
             pool.shutdown(wait=True)
