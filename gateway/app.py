@@ -24,7 +24,7 @@ from gateway.bindings import BindingRegistry
 from gateway.config import Config
 from gateway.frontends import discover
 from gateway.jobs import jobs_context
-from gateway.keys import BINDINGS, CONFIG
+from gateway.keys import BINDINGS, CONFIG, FRONTENDS
 from gateway.middlewares import request_context
 from protocols._shared.web import BINDING, SERVICES, Frontend
 
@@ -38,7 +38,6 @@ _ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = (
     ("gateway.api", "install"),
     ("gateway.status_routes", "install"),
 )
-_FRONTENDS = web.AppKey("ceg.frontends", dict)
 
 
 def binding_middleware(frontend: Frontend) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -111,7 +110,7 @@ def services_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         services = await open_gateway_services(config, run_migrations=run_migrations)
         app[SERVICES] = services
-        app[BINDINGS] = BindingRegistry(services, app[_FRONTENDS])
+        app[BINDINGS] = BindingRegistry(services, app[FRONTENDS])
         try:
             yield
         finally:
@@ -131,7 +130,7 @@ def create_app(
     app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
     app[CONFIG] = config
     found = frontends if frontends is not None else discover()
-    app[_FRONTENDS] = found
+    app[FRONTENDS] = found
     if services is None:
         app.cleanup_ctx.append(services_context(config, run_migrations))
         # Scheduled work (CRLs, OCSP, expiry) when the app owns its services; one worker

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -34,7 +35,8 @@ from ca_core.clock import Clock
 from ca_core.errors import CegError, Conflict
 from ca_core.services import Services
 from ca_core.store.state import StateStore
-from protocols._shared.web import SERVICES
+from gateway.keys import FRONTENDS
+from protocols._shared.web import SERVICES, Frontend, PeriodicJob
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +178,43 @@ def status_jobs(services: Services) -> list[Job]:
     ]
 
 
-def scheduler_for(services: Services, lease_ttl: dt.timedelta = dt.timedelta(seconds=30)) -> Scheduler:
+def housekeeping_jobs(services: Services) -> list[Job]:
+    async def purge_state() -> int:
+        return await services.store.state.purge_expired(services.clock.now())
+
+    return [Job("state-purge", dt.timedelta(minutes=5), purge_state)]
+
+
+def frontend_jobs(services: Services, frontends: Iterable[Frontend]) -> list[Job]:
+    """The `periodic_jobs` front-ends declare (optional attribute of a Frontend)."""
+    jobs = []
+    for frontend in frontends:
+        for periodic in getattr(frontend, "periodic_jobs", ()):
+            assert isinstance(periodic, PeriodicJob)
+            jobs.append(
+                Job(
+                    f"{frontend.name}:{periodic.name}",
+                    dt.timedelta(seconds=periodic.every_seconds),
+                    functools.partial(periodic.run, services),
+                )
+            )
+    return jobs
+
+
+def scheduler_for(
+    services: Services,
+    frontends: Iterable[Frontend] = (),
+    lease_ttl: dt.timedelta = dt.timedelta(seconds=30),
+) -> Scheduler:
     holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     lease = LeaderLease(services.store.state, services.clock, holder, lease_ttl)
-    return Scheduler(lease, status_jobs(services))
+    jobs = status_jobs(services) + housekeeping_jobs(services) + frontend_jobs(services, frontends)
+    return Scheduler(lease, jobs)
 
 
 async def jobs_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: run the scheduler for the app's lifetime (after its services exist)."""
-    scheduler = scheduler_for(app[SERVICES])
+    scheduler = scheduler_for(app[SERVICES], app[FRONTENDS].values())
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop), name="ceg-scheduler")
     try:

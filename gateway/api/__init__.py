@@ -34,10 +34,10 @@ _FIXED_FAMILIES = {
 
 def install(app: web.Application) -> None:
     """Add both APIs, /metrics and the request counter to the root application."""
-    from gateway.app import _FRONTENDS
+    from gateway.keys import FRONTENDS
 
     families = dict(_FIXED_FAMILIES)
-    for frontend in app[_FRONTENDS].values():
+    for frontend in app[FRONTENDS].values():
         for prefix in frontend.prefixes:
             families.setdefault(prefix, frontend.name)
     app[metrics.METRICS] = metrics.GatewayMetrics()

@@ -19,27 +19,19 @@ calls it about once a minute.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from ca_core.services import Services
-from protocols._shared.web import Binding
+from protocols._shared.web import Binding, PeriodicJob
 from protocols.cmp import confirmation, core, routes
 from protocols.cmp.errors import CmpFailure
 
 __all__ = ["CmpFrontend", "PeriodicJob", "frontend"]
 
 DEMO_REFERENCE = "cmp-demo"
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodicJob:
-    name: str
-    every_seconds: float
-    run: Callable[[Services], Awaitable[int]]
 
 
 class CmpFrontend:

@@ -10,6 +10,8 @@ import socket
 
 from aiohttp import web
 
+from ca_core.errors import CegError
+from ca_core.services import Services
 from protocols._shared.web import binding_of, read_body, requester_of, services_of
 from protocols.cmp import codec, core
 from protocols.cmp.errors import CmpFailure
@@ -36,9 +38,18 @@ async def pki_message(request: web.Request) -> web.Response:
         return error_message(415, CmpFailure("badDataFormat", f"send {CONTENT_TYPE} (RFC 6712 3.4)"))
     _acknowledge_now(request)
     body = await read_body(request, codec.MAX_MESSAGE_BYTES)
-    server = CmpServer(services_of(request), request.app[STATE])
+    services = services_of(request)
+    server = CmpServer(services, request.app[STATE], crls=lambda ca: _latest_crl(services, ca))
     answer = await server.handle(binding_of(request), body, requester_of(request, "cmp"), label)
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def _latest_crl(services: Services, ca_id: str) -> bytes | None:
+    """The CRL every worker serves for the CA (id-it-crlStatusList, RFC 9483 4.3.4)."""
+    try:
+        return (await services.crls.latest(ca_id)).der
+    except CegError:
+        return None
 
 
 def error_message(status: int, failure: CmpFailure) -> web.Response:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ca_core.clock import ManualClock
 from ca_core.keys.file import FileKeyStore
 from ca_core.model import IssuanceRequest, Requester, RevocationReason
-from ca_core.services import open_services
+from ca_core.services import Services, open_services
 from ca_core.status.revocation import StatusChange
 from gateway.jobs import LeaderLease, Scheduler, status_jobs
 from tests.conftest import BASE_URL
@@ -101,3 +101,23 @@ async def test_status_jobs_run_only_on_the_leader(sqlite_url: str, tmp_path: Pat
         assert record is not None and record.status.value == "expired"
     finally:
         await s.close()
+
+
+async def test_front_end_jobs_and_state_purge_run_on_the_leader(
+    services: Services, hierarchy: tuple[str, str]
+) -> None:
+    """CMP's periodic job (revoking unconfirmed certificates) and the purge of expired
+    state documents are scheduled with the status jobs."""
+    import datetime as dt
+
+    from gateway.frontends import discover
+    from gateway.jobs import scheduler_for
+
+    now = services.clock.now()
+    await services.store.state.create("test-ns", "gone", {}, now, expires_at=now - dt.timedelta(seconds=1))
+    scheduler = scheduler_for(services, discover().values())
+    names = [job.name for job in scheduler.jobs]
+    assert "cmp:cmp-revoke-unconfirmed" in names and "state-purge" in names
+    results = await scheduler.run_once()
+    assert results["state-purge"] == 1 and results["cmp:cmp-revoke-unconfirmed"] == 0
+    assert await services.store.state.get("test-ns", "gone") is None
