@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_mypy_is_clean_on_ca_core_and_protocols() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "-p", "ca_core", "-p", "protocols"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "mypy", "-p", "ca_core", "-p", "protocols"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
