@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ca_core.audit import AuditEntry
 from ca_core.authority import Authority
 from ca_core.clock import Clock
-from ca_core.errors import InvalidState, NotFound
+from ca_core.errors import CegError, InvalidState, NotFound
 from ca_core.model import CaKind, CaState, CertificateRecord
 from ca_core.status.crl import CrlContent, encode_entries, sign_encoded
 from ca_core.status.storage import StatusStore, StoredCrl
@@ -185,6 +185,18 @@ class CrlPublisher:
         crl = PublishedCrl.of(stored)
         self._served[ca_id] = _Served(crl, loop_time)
         return crl
+
+    async def latest_der(self, ca_id: str) -> bytes | None:
+        """The DER of `latest(ca_id)`, or None when the CA has no CRL to give now: the CRL
+        source protocol front-ends hand to clients (CMP id-it-crls, SCEP GetCRL) without
+        knowing how CRLs are built or served."""
+        try:
+            return (await self.latest(ca_id)).der
+        except NotFound:
+            return None
+        except CegError as exc:  # e.g. the key backend is down: the client gets no CRL
+            log.warning("no CRL to hand out", extra={"ca": ca_id, "error": exc.message})
+            return None
 
     async def head(self, ca_id: str) -> StoredCrl | None:
         """What the database holds for `ca_id` now (number, times, staleness; no bytes)."""

@@ -10,8 +10,6 @@ import socket
 
 from aiohttp import web
 
-from ca_core.errors import CegError
-from ca_core.services import Services
 from protocols._shared.web import binding_of, read_body, requester_of, services_of
 from protocols.cmp import codec, core
 from protocols.cmp.errors import CmpFailure
@@ -39,17 +37,10 @@ async def pki_message(request: web.Request) -> web.Response:
     _acknowledge_now(request)
     body = await read_body(request, codec.MAX_MESSAGE_BYTES)
     services = services_of(request)
-    server = CmpServer(services, request.app[STATE], crls=lambda ca: _latest_crl(services, ca))
+    # id-it-crlStatusList (RFC 9483 4.3.4) is answered with the CRL every worker serves.
+    server = CmpServer(services, request.app[STATE], crls=services.crls.latest_der)
     answer = await server.handle(binding_of(request), body, requester_of(request, "cmp"), label)
     return web.Response(body=answer, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
-
-
-async def _latest_crl(services: Services, ca_id: str) -> bytes | None:
-    """The CRL every worker serves for the CA (id-it-crlStatusList, RFC 9483 4.3.4)."""
-    try:
-        return (await services.crls.latest(ca_id)).der
-    except CegError:
-        return None
 
 
 def error_message(status: int, failure: CmpFailure) -> web.Response:

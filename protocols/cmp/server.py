@@ -60,8 +60,8 @@ from protocols.cmp.responder import Responders, responder_subject
 
 log = logging.getLogger(__name__)
 
-# The newest CRL (DER) of a CA, or None. CRLs are built by the status service; until it
-# offers one, genm id-it-crlStatusList is answered with systemUnavail.
+# The newest CRL (DER) of a CA, or None (the gateway passes services.crls.latest_der).
+# Without a source, or when it has no CRL, genm id-it-crlStatusList gets systemUnavail.
 CrlSource = Callable[[str], Awaitable[bytes | None]]
 
 _CURVE_OIDS = {

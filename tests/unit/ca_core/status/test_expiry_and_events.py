@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +16,10 @@ from ca_core.model import CertStatus, IssuanceRequest, Requester
 from ca_core.services import Services, open_services
 from ca_core.status.revocation import StatusChange
 from tests.conftest import BASE_URL
+from tests.support.event_writers import write_events, write_events_in_another_process
 from tests.support.hierarchy import make_hierarchy
 from tests.support.pki import make_csr
 from tests.unit.ca_core.status.conftest import PASSPHRASE, issue
-
-REPO = Path(__file__).parents[4]
 
 
 async def test_certificates_past_not_after_expire_with_an_event(
@@ -56,29 +53,6 @@ async def test_certificates_past_not_after_expire_with_an_event(
     assert await s.store.audit.verify() == []
 
 
-_WRITER = textwrap.dedent(
-    """
-    import asyncio, sys
-    from pathlib import Path
-    from ca_core.keys.file import FileKeyStore
-    from ca_core.model import IssuanceRequest, Requester
-    from ca_core.services import open_services
-    from tests.support.pki import make_csr
-
-    async def main():
-        url, keys, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        s = await open_services(url, FileKeyStore(Path(keys), b"test-passphrase"), "http://x", run_migrations=False)
-        for _ in range(count):
-            await s.issuance.issue(
-                IssuanceRequest(ca="issuing", profile="est-digital-signature", requester=Requester("proc"), csr=make_csr())
-            )
-        await s.close()
-
-    asyncio.run(main())
-    """
-)
-
-
 @pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
     if request.param == "postgres":
@@ -97,32 +71,15 @@ async def test_event_feed_pages_without_loss_or_repetition_while_workers_write(
         await make_hierarchy(a)
         done = asyncio.Event()
 
-        async def write(s: Services, count: int) -> None:
-            for i in range(count):
-                serial = (await issue(s)).serial_hex
-                if i % 3 == 0:
-                    await s.revocation.hold(StatusChange(serial, "w"))
-                    await s.revocation.unhold(StatusChange(serial, "w"))
-                elif i % 3 == 1:
-                    await s.revocation.revoke(StatusChange(serial, "w"))
-
-        async def other_process(count: int) -> None:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                _WRITER,
-                database_url,
-                str(keys),
-                str(count),
-                cwd=str(REPO),
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-            assert proc.returncode == 0, err.decode()
-
         async def writers() -> None:
-            await asyncio.gather(write(a, 12), write(b, 12), other_process(10))
-            done.set()
+            try:
+                await asyncio.gather(
+                    write_events(a, 12),
+                    write_events(b, 12),
+                    write_events_in_another_process(database_url, keys, PASSPHRASE, 10),
+                )
+            finally:
+                done.set()
 
         seen: list[int] = []
         cursor, read_while_writing = 0, 0

@@ -225,3 +225,10 @@ async def test_root_crl_lists_a_revoked_issuing_ca(status_services: Services) ->
 async def test_unknown_ca_has_no_crl(status_services: Services) -> None:
     with pytest.raises(NotFound):
         await status_services.crls.latest("nope")
+
+
+async def test_crl_source_for_front_ends(status_services: Services) -> None:
+    """`latest_der` is what CMP (and SCEP GetCRL) are handed: the served bytes, or None."""
+    s = status_services
+    assert await s.crls.latest_der("issuing") == (await s.crls.latest("issuing")).der
+    assert await s.crls.latest_der("nope") is None

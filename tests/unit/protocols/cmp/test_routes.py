@@ -116,3 +116,45 @@ async def test_demo_setup_gives_working_credentials(gateway: LiveGateway) -> Non
     session = await session_for(demo["url"])
     session.credential = MacCredential(demo["reference"], demo["secret"].encode())
     cmp_client.issued_certificate(await session.exchange(ir()))
+
+
+async def test_crl_status_list_is_answered_with_the_crl_the_gateway_serves(gateway: LiveGateway) -> None:
+    """The gateway wires the status service's CRL source (services.crls.latest_der) into
+    CMP: genm id-it-crlStatusList gets the same CRL as /crl/{ca}.crl, and the revocation
+    published since shows in the next one."""
+    from cryptography import x509
+
+    from ca_core.model import RevocationReason
+    from ca_core.status.revocation import StatusChange
+    from protocols.cmp import oids
+
+    url = f"{gateway.http}/.well-known/cmp/p/issuing"
+    crl_url = f"{gateway.http}/crl/issuing.crl"
+    status_list = codec.encode_crl_status_list([codec.CrlStatus((crl_url,), (), None)])
+
+    async def crls_by_cmp() -> bytes:
+        answer = await (await session_for(url)).exchange(
+            cmp_client.genm(oids.OID_IT_CRL_STATUS_LIST, status_list)
+        )
+        assert isinstance(answer.body, codec.GenBody)
+        (item,) = answer.body.items
+        assert item.oid == oids.OID_IT_CRLS and item.value is not None
+        return item.value
+
+    async with aiohttp.ClientSession() as http, http.get(crl_url) as response:
+        served = await response.read()
+    assert await crls_by_cmp() == codec.encode_crls([served])
+
+    session = await session_for(url)
+    der = cmp_client.issued_certificate(await session.exchange(ir()))
+    await session.exchange(cmp_client.cert_conf(der))
+    cert = x509.load_der_x509_certificate(der)
+    await gateway.services.revocation.revoke(
+        StatusChange(
+            format(cert.serial_number, "x"), "test", RevocationReason.KEY_COMPROMISE, publish_now=True
+        )
+    )
+    newer = (await gateway.services.crls.latest("issuing")).der
+    assert await crls_by_cmp() == codec.encode_crls([newer])
+    revoked = x509.load_der_x509_crl(newer).get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert revoked is not None
