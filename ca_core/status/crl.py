@@ -22,8 +22,11 @@ from ca_core.keys import Signer
 from ca_core.model import KeyAlgorithm, RevocationReason
 from ca_core.status import der
 
-# (serial as stored: lower-case hex; revocation time; reason name or None; invalidity date)
-RevokedEntry = tuple[str, dt.datetime, str | None, dt.datetime | None]
+# (serial as stored: lower-case hex; revocation time; reason name or None; invalidity date).
+# Times are datetimes (aware, or naive UTC) or, straight from SQLite, the stored UTC text
+# 'YYYY-MM-DD HH:MM:SS.ffffff', which is sliced into DER without a datetime in between.
+StoredTime = dt.datetime | str
+RevokedEntry = tuple[str, StoredTime, str | None, StoredTime | None]
 
 _AUTHORITY_KEY_IDENTIFIER = der.oid("2.5.29.35")
 _CRL_NUMBER = der.oid("2.5.29.20")
@@ -57,8 +60,54 @@ _SHORT = [bytes((n,)) for n in range(128)]
 _UTC_TIME = b"\x17\x0d"
 
 
-def _utc_time(value: dt.datetime) -> bytes:
+def _stored_text(value: str) -> bool:
+    """Is this SQLite's stored form 'YYYY-MM-DD HH:MM:SS[.ffffff]' (no offset: UTC)?"""
+    size = len(value)
+    return (
+        (size == 19 or (size == 26 and value[19] == "."))
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[10] == " "
+        and value[13] == ":"
+        and value[16] == ":"
+    )
+
+
+def _digits(value: str, century: bool) -> bytes:
+    """'YYYY-MM-DD HH:MM:SS...' -> b'[YY]YYMMDDHHMMSSZ'."""
+    return (
+        value[0 if century else 2 : 4]
+        + value[5:7]
+        + value[8:10]
+        + value[11:13]
+        + value[14:16]
+        + value[17:19]
+        + "Z"
+    ).encode()
+
+
+def _parsed(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a stored time: {value!r}") from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def _generalized_time(value: StoredTime) -> bytes:
+    if isinstance(value, str):
+        if _stored_text(value) and value[:4].isdigit():
+            return b"\x18\x0f" + _digits(value, century=True)
+        value = _parsed(value)
+    return der.generalized_time(value)
+
+
+def _utc_time(value: StoredTime) -> bytes:
     """UTCTime (or GeneralizedTime from 2050) of a naive-UTC or aware time, whole seconds."""
+    if isinstance(value, str):
+        if _stored_text(value) and value[:4].isdigit() and "1950" <= value[:4] < "2050":
+            return _UTC_TIME + _digits(value, century=False)
+        value = _parsed(value)
     if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(dt.UTC)
     year = value.year
@@ -100,7 +149,7 @@ def encode_entries(entries: Iterable[RevokedEntry]) -> tuple[bytes, int]:
         body = b"\x02" + (short[size] if size < 128 else der.length(size)) + raw + _utc_time(revoked_at)
         exts = reasons.get(reason, b"")
         if invalidity is not None:
-            exts += der.extension(invalidity_oid, der.generalized_time(invalidity))
+            exts += der.extension(invalidity_oid, _generalized_time(invalidity))
         if exts:
             body += b"\x30" + short[len(exts)] + exts
         size = len(body)

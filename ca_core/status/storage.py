@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ca_core.audit import Action, AuditEntry
 from ca_core.model import CertStatus, RevocationReason, utc
@@ -142,8 +143,12 @@ class StatusStore:
         async with self._db.read() as conn:
             # Head first (see the module docstring): a change after it shows up as stale.
             head = (await conn.execute(select(t.audit_head.c.seq).where(t.audit_head.c.id == 1))).scalar()
-            result = await conn.stream(query)
-            yield RevokedSnapshot(int(head or 0), result.partitions(chunk_size))
+            if self._db.is_postgres:
+                yield RevokedSnapshot(int(head or 0), (await conn.stream(query)).partitions(chunk_size))
+                return
+            # closed here even when the reader stops early, before the read transaction ends
+            async with contextlib.aclosing(_sqlite_revoked_rows(conn, ca_id, chunk_size)) as rows:
+                yield RevokedSnapshot(int(head or 0), rows)
 
     async def store_crl(self, crl: StoredCrl, audit: AuditEntry | None = None) -> bool:
         """Keep `crl` as the CA's latest unless a higher-numbered one is already stored.
@@ -325,3 +330,24 @@ class StatusStore:
         )
         async with self._db.read() as conn:
             return [_state(r._mapping) for r in await conn.execute(query)]
+
+
+# The revoked rows of one CA straight from the SQLite driver, in the read transaction the
+# caller opened. SQLAlchemy's per-row work (Row objects, parsing every stored time) takes
+# two thirds of a million-entry CRL's build; the encoder reads the stored time text as it
+# is (see crl.encode_entries).
+_SQLITE_REVOKED = (
+    "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates"
+    " WHERE ca_id = ? AND status IN (?, ?)"
+)
+
+
+async def _sqlite_revoked_rows(
+    conn: AsyncConnection, ca_id: str, chunk_size: int
+) -> AsyncGenerator[Sequence[RevokedEntry], None]:
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection  # the aiosqlite connection, inside the open BEGIN
+    assert driver is not None
+    async with driver.execute(_SQLITE_REVOKED, (ca_id, *_ON_CRL)) as cursor:
+        while rows := await cursor.fetchmany(chunk_size):
+            yield rows

@@ -182,3 +182,41 @@ def test_times_in_other_zones_and_naive_utc_are_encoded_as_utc() -> None:
     ]
     crl = x509.load_der_x509_crl(sign_crl(content(KeyAlgorithm.EC_P256), entries, signer)[0])
     assert [r.revocation_date_utc for r in crl] == [NOW, NOW]
+
+
+def _as_stored(value: dt.datetime, micro: bool = True) -> str:
+    """How SQLAlchemy keeps a UTC time in a SQLite DATETIME column."""
+    text = value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return text + value.strftime(".%f") if micro else text
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        NOW + dt.timedelta(microseconds=999_999),
+        dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.UTC),  # last UTCTime
+        dt.datetime(2050, 1, 1, tzinfo=dt.UTC),  # first GeneralizedTime
+        dt.datetime(1949, 6, 1, tzinfo=dt.UTC),  # before UTCTime's range
+    ],
+    ids=["micro", "1999", "2049", "2050", "1949"],
+)
+@pytest.mark.parametrize("micro", [True, False], ids=["with-fraction", "whole-seconds"])
+def test_stored_sqlite_text_encodes_like_the_datetime(when: dt.datetime, micro: bool) -> None:
+    """SQLite rows reach the encoder as stored text (storage.revoked_snapshot skips
+    SQLAlchemy's parsing): the entries must be the same bytes as from datetimes."""
+    from ca_core.status.crl import encode_entries
+
+    as_datetimes: list[RevokedEntry] = [("1f", when, "keyCompromise", when), ("20", when, None, None)]
+    stored = _as_stored(when, micro)
+    as_text: list[RevokedEntry] = [("1f", stored, "keyCompromise", stored), ("20", stored, None, None)]
+    assert encode_entries(as_text) == encode_entries(as_datetimes)
+
+
+def test_other_time_text_is_parsed_and_garbage_refused() -> None:
+    from ca_core.status.crl import encode_entries
+
+    offset = "2026-03-01T12:30:00+02:00"  # not the stored form: parsed, then made UTC
+    assert encode_entries([("1", offset, None, offset)]) == encode_entries([("1", NOW, None, NOW)])
+    with pytest.raises(ValueError, match="not a stored time"):
+        encode_entries([("1", "20xx-03-01 10:30:00", None, None)])
