@@ -14,6 +14,10 @@ Jobs (each runs when its interval has passed, on whichever worker leads):
 - ocsp-presign (every 5 minutes): pre-signed responses for new or aging certificates.
 - certificate-expiry (every 5 minutes): normal certificates past notAfter become expired,
   each with its "expired" certificate event.
+- state-purge (every 5 minutes): state documents (protocol transactions, nonces, leases)
+  past their expiry are deleted.
+- every front-end's optional `periodic_jobs` (protocols._shared.web.PeriodicJob), named
+  "<front-end>:<job>", e.g. CMP's revocation of certificates never confirmed.
 """
 
 from __future__ import annotations
@@ -190,7 +194,10 @@ def frontend_jobs(services: Services, frontends: Iterable[Frontend]) -> list[Job
     jobs = []
     for frontend in frontends:
         for periodic in getattr(frontend, "periodic_jobs", ()):
-            assert isinstance(periodic, PeriodicJob)
+            if not isinstance(periodic, PeriodicJob) or periodic.every_seconds <= 0:
+                # one front-end's mistake must not stop the CRL and OCSP jobs
+                log.error("ignoring a malformed periodic job", extra={"frontend": frontend.name})
+                continue
             jobs.append(
                 Job(
                     f"{frontend.name}:{periodic.name}",

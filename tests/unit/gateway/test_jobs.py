@@ -121,3 +121,43 @@ async def test_front_end_jobs_and_state_purge_run_on_the_leader(
     results = await scheduler.run_once()
     assert results["state-purge"] == 1 and results["cmp:cmp-revoke-unconfirmed"] == 0
     assert await services.store.state.get("test-ns", "gone") is None
+
+
+async def test_any_front_end_may_declare_periodic_jobs(services: Services) -> None:
+    """The mechanism is generic: a front-end lists PeriodicJobs; each runs with the Services
+    on the leader, one failing job does not stop the others, a malformed entry is skipped,
+    and the state purge keeps documents that have not expired."""
+    import datetime as dt
+
+    from gateway.jobs import frontend_jobs, scheduler_for
+    from protocols._shared.web import PeriodicJob
+
+    calls: list[Services] = []
+
+    async def tick(s: Services) -> int:
+        calls.append(s)
+        return len(calls)
+
+    async def broken(s: Services) -> int:
+        raise RuntimeError("boom")
+
+    class Ticker:
+        name = "ticker"
+        periodic_jobs = (
+            PeriodicJob("broken", 60.0, broken),
+            PeriodicJob("tick", 60.0, tick),
+            "not a job",
+            PeriodicJob("never", 0.0, tick),
+        )
+
+    class Plain:
+        name = "plain"  # no periodic_jobs at all
+
+    assert [j.name for j in frontend_jobs(services, [Ticker(), Plain()])] == ["ticker:broken", "ticker:tick"]  # type: ignore[list-item]
+    now = services.clock.now()
+    await services.store.state.create("test-ns", "kept", {}, now, expires_at=now + dt.timedelta(hours=1))
+    scheduler = scheduler_for(services, [Ticker(), Plain()])  # type: ignore[list-item]
+    results = await scheduler.run_once()
+    assert results["ticker:broken"] is None and results["ticker:tick"] == 1 and calls == [services]
+    assert results["state-purge"] == 0 and await services.store.state.get("test-ns", "kept") is not None
+    assert await scheduler.run_once() == {}  # nothing is due again within its interval
