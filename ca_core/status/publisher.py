@@ -4,7 +4,10 @@ Rules (RFC 5280 5.1.2.4-5, 5.2.3; issue 4):
 - Every CA with a key publishes a full CRL (roots too: theirs lists revoked issuing CAs).
 - crlNumber comes from the shared counter `crl-number:<ca>`: strictly increasing and
   never reused, across restarts, workers and replicas. If two CRLs are built at once,
-  the higher number is kept; a lower one never replaces it.
+  the higher number is kept; a lower one never replaces it. The number is taken before
+  the rows are read, so a higher-numbered CRL lists every change the lower one did.
+- publish_now: the CRL is built after the change committed and the call returns once it
+  is stored; it never shares a build in this worker that read its rows earlier.
 - nextUpdate is thisUpdate + 7 days. A CRL is regenerated 24 h after its thisUpdate, and
   after a status change: at once with publish_now, otherwise once the change has waited
   `stale_grace` (so bursts share one CRL), checked every minute by the scheduler: well
@@ -15,8 +18,10 @@ Rules (RFC 5280 5.1.2.4-5, 5.2.3; issue 4):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -64,6 +69,17 @@ class PublishedCrl:
 
 
 @dataclass(slots=True)
+class _Build:
+    """A CRL build in progress in this worker, shared by concurrent callers."""
+
+    result: asyncio.Future[PublishedCrl]
+    numbered: bool = False  # its number is taken: later commits may not be on it
+
+    def mark_numbered(self) -> None:
+        self.numbered = True
+
+
+@dataclass(slots=True)
 class _Served:
     crl: PublishedCrl
     checked: float  # loop time of the last look at the database
@@ -88,16 +104,26 @@ class CrlPublisher:
         self._executor = executor
         self.policy = policy or CrlPolicy()
         self._served: dict[str, _Served] = {}
-        self._building: dict[str, asyncio.Future[PublishedCrl]] = {}
+        self._building: dict[str, _Build] = {}
 
     # --- building ---------------------------------------------------------------------
 
-    async def publish(self, ca_id: str, actor: str = "system") -> PublishedCrl:
-        """Build, sign and store a new CRL for `ca_id` now."""
+    async def publish(
+        self, ca_id: str, actor: str = "system", numbered: Callable[[], None] | None = None
+    ) -> PublishedCrl:
+        """Build, sign and store a new CRL for `ca_id` now. `numbered` is called just before
+        the crlNumber is taken: everything committed before that call is on this CRL."""
         ca = await self._authority.get(ca_id, fresh=True)
         signer = ca.require_signer()
         if ca.certificate is None:
             raise InvalidState(f"CA {ca_id} has no certificate yet", ca=ca_id)
+        # The number first, then the rows: a CRL numbered higher than another was read
+        # after that one's number was taken, so it lists everything that one was published
+        # for (a revocation whose publish_now CRL is overtaken stays on the one served).
+        # A failed build leaves a gap in the numbers, never a reuse.
+        if numbered is not None:
+            numbered()
+        number = await self._store.counters.next_value(crl_counter(ca_id))
         # Off the loop, chunk by chunk while the next chunk is read: a million entries take
         # seconds to encode. Signing (HSM round trip, RSA) runs in the executor too.
         loop = asyncio.get_running_loop()
@@ -109,7 +135,6 @@ class CrlPublisher:
                 part, size = await loop.run_in_executor(self._executor, encode_entries, chunk)
                 encoded.append(part)
                 count += size
-        number = await self._store.counters.next_value(crl_counter(ca_id))
         now = self._clock.now().replace(microsecond=0)
         content = CrlContent(
             issuer_name=ca.certificate.subject.public_bytes(),
@@ -135,21 +160,26 @@ class CrlPublisher:
         log.info("CRL published", extra={"ca": ca_id, "number": number, "entries": count, "kept": kept})
         return published
 
-    async def _publish_once(self, ca_id: str) -> PublishedCrl:
-        """Concurrent callers in this worker share one build."""
-        pending = self._building.get(ca_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[PublishedCrl] = asyncio.get_running_loop().create_future()
-        self._building[ca_id] = future
+    async def _publish_once(self, ca_id: str, covering_now: bool = False) -> PublishedCrl:
+        """Concurrent callers in this worker share one build. With `covering_now` (after a
+        status change) only a build that has not taken its number yet is shared, as it
+        reads everything committed before this call; a later one is waited for, then the
+        next build is shared."""
+        while (build := self._building.get(ca_id)) is not None:
+            if not (covering_now and build.numbered):
+                return await asyncio.shield(build.result)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(build.result)
+        build = _Build(asyncio.get_running_loop().create_future())
+        self._building[ca_id] = build
         try:
-            crl = await self.publish(ca_id)
+            crl = await self.publish(ca_id, numbered=build.mark_numbered)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here, so an unshared failure is not reported twice
+            build.result.set_exception(exc)
+            build.result.exception()  # retrieved here, so an unshared failure is not reported twice
             raise
         else:
-            future.set_result(crl)
+            build.result.set_result(crl)
             return crl
         finally:
             del self._building[ca_id]
@@ -234,4 +264,4 @@ class CrlPublisher:
     async def status_changed(self, record: CertificateRecord, publish_now: bool) -> None:
         await self._status.mark_crl_stale(record.ca, self._clock.now())
         if publish_now:
-            await self._publish_once(record.ca)
+            await self._publish_once(record.ca, covering_now=True)

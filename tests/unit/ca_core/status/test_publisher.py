@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from ca_core.errors import NotFound
 from ca_core.model import RevocationReason
 from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
-from ca_core.status.storage import StoredCrl
+from ca_core.status.storage import RevokedSnapshot, StoredCrl
 from tests.unit.ca_core.status.conftest import OpenWorker, issue
 
 
@@ -232,3 +234,65 @@ async def test_crl_source_for_front_ends(status_services: Services) -> None:
     s = status_services
     assert await s.crls.latest_der("issuing") == (await s.crls.latest("issuing")).der
     assert await s.crls.latest_der("nope") is None
+
+
+def pause_first_snapshot(services: Services) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the next CRL build of `services` inside its read of the revoked rows (after its
+    snapshot is taken) until the returned gate is set; `entered` tells when it is there."""
+    status = services.crls._status  # the seam between reading the rows and building
+    original = status.revoked_snapshot
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def paused(ca_id: str, chunk_size: int = 20_000) -> AsyncIterator[RevokedSnapshot]:
+        async with original(ca_id, chunk_size) as snapshot:
+            if not entered.is_set():
+                entered.set()
+                await gate.wait()
+            yield snapshot
+
+    status.revoked_snapshot = paused  # type: ignore[method-assign]
+    return entered, gate
+
+
+async def test_a_slower_build_never_hides_a_published_revocation(
+    status_services: Services, open_worker: OpenWorker
+) -> None:
+    """Worker A is building a CRL from rows read before a revocation; worker B revokes with
+    publish_now meanwhile. Whichever CRL ends up served lists the revocation: A took its
+    number before reading, so B's CRL is numbered higher and A's is not kept."""
+    a, b, reader = status_services, await open_worker(), await open_worker()
+    cert = await issue(a)
+    await a.crls.publish("issuing")
+    entered, gate = pause_first_snapshot(a)
+    slow = asyncio.create_task(a.crls.publish("issuing"))
+    await entered.wait()
+    await b.revocation.revoke(StatusChange(cert.serial_hex, "o", publish_now=True))
+    gate.set()
+    overtaken = await slow
+    assert crl_of(overtaken.der).get_revoked_certificate_by_serial_number(cert.serial) is None
+    served = await reader.crls.latest("issuing")
+    assert served.number > overtaken.number
+    assert crl_of(served.der).get_revoked_certificate_by_serial_number(cert.serial) is not None
+
+
+async def test_publish_now_does_not_share_a_build_that_read_before_the_change(
+    status_services: Services,
+) -> None:
+    """In one worker, a revocation with publish_now while a CRL build is under way waits
+    for it and builds again, instead of returning the build that cannot list it."""
+    s = status_services
+    cert = await issue(s)
+    assert await s.crls.head("issuing") is None
+    entered, gate = pause_first_snapshot(s)
+    first = asyncio.create_task(s.crls.latest("issuing"))  # no CRL yet: built on the spot
+    await entered.wait()
+    revoking = asyncio.create_task(s.revocation.revoke(StatusChange(cert.serial_hex, "o", publish_now=True)))
+    await asyncio.sleep(0.1)  # committed, and waiting for the build under way
+    assert not revoking.done()
+    gate.set()
+    await first
+    await revoking
+    served = await s.crls.latest("issuing")
+    assert served.number > (await first).number
+    assert crl_of(served.der).get_revoked_certificate_by_serial_number(cert.serial) is not None
