@@ -116,12 +116,14 @@ async def _ocsp_http(report: Report, work: Path) -> None:
         url = f"{base}/ocsp/issuing/{urllib.parse.quote(base64.b64encode(presigned).decode(), safe='')}"
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(url).read())
         status = ocsp.load_der_ocsp_response(body).certificate_status.name
+        load_before = os.getloadavg()[0]  # the machine is shared: say what else was running
         rate = await _wrk(url)
         report.add(
             NAME,
             "OCSP pre-signed GET, HTTP, 2 workers",
             f"{rate:,.0f} responses/s",
-            f"({rate / 10_000:.2f}x the 10,000/s target; {status}, {len(body)} B; wrk on the same 2 cores)",
+            f"({rate / 10_000:.2f}x the 10,000/s target; {status}, {len(body)} B; wrk on the same "
+            f"2 cores; load average before {load_before:.1f})",
         )
         with_nonce = _ocsp_request(leaf, issuer, os.urandom(16))
         rate = await _wrk(f"{base}/ocsp/issuing", _lua_post(work / "post.lua", with_nonce))
