@@ -71,7 +71,7 @@ def test_two_workers_answer(served: tuple[str, subprocess.Popen[bytes]]) -> None
     deadline = time.monotonic() + 60  # the second worker may still be starting
     while len(pids) < 2 and time.monotonic() < deadline:
         # Each urlopen is a new connection; the kernel spreads them over the workers.
-        pids.add(json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())["pid"])
+        pids.add(json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=20).read())["pid"])
     assert len(pids) == 2 and proc.pid not in pids
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0  # graceful shutdown of both workers
