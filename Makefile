@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ceg-data
 PYTEST_ARGS ?=
+INIT_ARGS ?=
 
 .PHONY: run test bench system-deps venv lint clean
 
@@ -18,7 +19,7 @@ venv: $(STAMP)
 
 ## make run: install into .venv, create the demo on first run, serve.
 run: venv
-	@test -f $(DATA)/ceg.toml || $(BIN)/ceg init --demo --data-dir $(DATA)
+	@test -f $(DATA)/ceg.toml || $(BIN)/ceg init --demo --data-dir $(DATA) $(INIT_ARGS)
 	@$(BIN)/python scripts/show-demo.py $(DATA)
 	$(BIN)/ceg serve --data-dir $(DATA)
 

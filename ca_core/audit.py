@@ -69,6 +69,10 @@ def _timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def entry_hash(
     prev_hash: str,
     seq: int,
@@ -79,13 +83,24 @@ def entry_hash(
     serial: str | None,
     detail: dict[str, Any],
 ) -> str:
-    body = json.dumps(
-        [seq, _timestamp(at), action, actor, ca_id, serial, detail],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    """SHA-256 of the previous hash and the canonical JSON of [seq, at, action, actor, ca, serial, detail]."""
+    return _hash(prev_hash, seq, at, action, actor, ca_id, serial, _canonical(detail))
+
+
+def _hash(
+    prev_hash: str,
+    seq: int,
+    at: dt.datetime,
+    action: str,
+    actor: str,
+    ca_id: str | None,
+    serial: str | None,
+    detail_json: str,
+) -> str:
+    # The canonical JSON of a list is its items' canonical JSON joined by ",", so the detail,
+    # already serialised once by chain(), is spliced in rather than serialised again.
+    head = _canonical([seq, _timestamp(at), action, actor, ca_id, serial])
+    body = f"{head[:-1]},{detail_json}]"
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 
@@ -96,8 +111,9 @@ def chain(entries: Iterable[AuditEntry], last_seq: int, last_hash: str) -> list[
     for e in entries:
         seq += 1
         # Round-trip detail through JSON so the hash covers exactly what the database keeps.
-        detail = json.loads(json.dumps(e.detail, default=str))
-        h = entry_hash(prev, seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail)
+        detail_json = _canonical(e.detail)
+        detail = json.loads(detail_json)
+        h = _hash(prev, seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail_json)
         out.append(ChainedEntry(seq, e.at, e.action, e.actor, e.ca_id, e.serial, detail, prev, h))
         prev = h
     return out
@@ -115,29 +131,52 @@ class ChainProblem:
 def verify_chain(
     rows: Iterable[ChainedEntry], head_seq: int | None = None, head_hash: str | None = None
 ) -> list[ChainProblem]:
-    """Check the stored log; returns the problems found (empty when intact).
+    """Check the stored log; returns the problems found (empty when intact), each naming a row.
 
-    An edited row fails its own hash; a removed row leaves a gap in the sequence; a
-    reordered row's prev_hash no longer matches its predecessor. The head row catches a
-    removal at the end of the log.
+    An edited row fails its own hash; a removed row leaves a gap in the sequence (the
+    missing number is named); a reordered or renumbered row no longer hashes to its
+    content (the sequence number is hashed) nor follows its predecessor. The head row
+    catches rows removed from the end (the first missing number is named). A row edited
+    *and* re-hashed is named through its successor, whose prev_hash no longer matches.
     """
     problems: list[ChainProblem] = []
     expected_seq, prev = 1, GENESIS_HASH
     last_seq, last_hash = 0, GENESIS_HASH
     for row in rows:
         if row.seq != expected_seq:
-            problems.append(ChainProblem(row.seq, f"sequence gap: expected {expected_seq} (removed?)"))
+            if row.seq > expected_seq:
+                missing = (
+                    f"{expected_seq}" if row.seq == expected_seq + 1 else f"{expected_seq}-{row.seq - 1}"
+                )
+                problems.append(
+                    ChainProblem(expected_seq, f"missing: the log jumps to {row.seq} (removed {missing}?)")
+                )
+            else:
+                problems.append(ChainProblem(row.seq, f"out of order after {expected_seq - 1} (renumbered?)"))
         if row.prev_hash != prev:
-            problems.append(ChainProblem(row.seq, "does not follow its predecessor (reordered or removed)"))
+            problems.append(
+                ChainProblem(
+                    row.seq,
+                    f"does not follow entry {last_seq} (an entry before it was edited, removed or reordered)",
+                )
+            )
         recomputed = entry_hash(
             row.prev_hash, row.seq, row.at, row.action, row.actor, row.ca_id, row.serial, row.detail
         )
         if recomputed != row.hash:
-            problems.append(ChainProblem(row.seq, "content does not match its hash (edited)"))
+            problems.append(ChainProblem(row.seq, "content does not match its hash (edited or renumbered)"))
         expected_seq, prev = row.seq + 1, row.hash
         last_seq, last_hash = row.seq, row.hash
     if head_seq is not None and (head_seq != last_seq or head_hash != last_hash):
-        problems.append(
-            ChainProblem(last_seq, f"log ends at {last_seq} but its head records {head_seq} (truncated?)")
-        )
+        if head_seq > last_seq:
+            problems.append(
+                ChainProblem(
+                    last_seq + 1,
+                    f"missing: the log ends at {last_seq} but its head records {head_seq} (truncated?)",
+                )
+            )
+        else:
+            problems.append(
+                ChainProblem(last_seq, f"the log's head records {head_seq} and another hash (head edited?)")
+            )
     return problems

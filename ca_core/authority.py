@@ -16,11 +16,13 @@ Rules (issue 2, seed 1.1.1):
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -30,7 +32,16 @@ from ca_core.audit import Action, AuditEntry
 from ca_core.clock import Clock, RandomBytes
 from ca_core.errors import BadRequest, Conflict, InvalidState, NotFound, PolicyViolation
 from ca_core.keys import KeyStore, Signer
-from ca_core.model import CaKind, CaState, CertificateRecord, CertStatus, KeyAlgorithm, Service, utc
+from ca_core.model import (
+    CaKind,
+    CaState,
+    CertificateRecord,
+    CertStatus,
+    KeyAlgorithm,
+    Service,
+    add_years,
+    utc,
+)
 from ca_core.profiles import Catalogue
 from ca_core.store import Store, tables
 from ca_core.store.cas import CaRecord
@@ -39,6 +50,7 @@ from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certifica
 from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
 from ca_core.x509.names import parse_dn
 
+_T = TypeVar("_T")
 _CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CACHE_SECONDS = 5.0  # how long another worker's CA change may take to be seen here
 
@@ -117,13 +129,6 @@ def _check_services(services: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def add_years(start: dt.datetime, years: int) -> dt.datetime:
-    try:
-        return start.replace(year=start.year + years)
-    except ValueError:  # 29 February
-        return start.replace(year=start.year + years, day=28)
-
-
 def _whole_seconds(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0)
 
@@ -149,23 +154,38 @@ class Authority:
         self._urls = urls
         self._executor = executor
         self._cache: dict[str, tuple[float, CertificateAuthority]] = {}
+        self._refreshing: dict[str, asyncio.Future[CertificateAuthority]] = {}
         self._signers: dict[str, Signer] = {}
 
     @property
     def urls(self) -> PublicationUrls:
         return self._urls
 
-    async def _blocking(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # --- lookup -----------------------------------------------------------------------
 
     async def get(self, ca_id: str, fresh: bool = False) -> CertificateAuthority:
-        """The CA, from a short-lived cache; raises NotFound."""
+        """The CA, from a short-lived cache; raises NotFound.
+
+        When the cached entry expires under load, one read refreshes it and the other
+        callers wait for that read instead of each going to the database.
+        """
         loop_time = asyncio.get_running_loop().time()
         cached = self._cache.get(ca_id)
         if cached is not None and not fresh and loop_time - cached[0] < _CACHE_SECONDS:
             return cached[1]
+        if fresh:
+            return await self._refresh(ca_id, loop_time)
+        pending = self._refreshing.get(ca_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh(ca_id, loop_time))
+            self._refreshing[ca_id] = pending
+            pending.add_done_callback(lambda _: self._refreshing.pop(ca_id, None))
+        return await asyncio.shield(pending)
+
+    async def _refresh(self, ca_id: str, loop_time: float) -> CertificateAuthority:
         record = await self._store.cas.get(ca_id)
         if record is None:
             self._cache.pop(ca_id, None)
@@ -177,7 +197,7 @@ class Authority:
     def forget(self, ca_id: str) -> None:
         self._cache.pop(ca_id, None)
 
-    async def list(self, include_deleted: bool = False) -> list[CaRecord]:
+    async def list(self, include_deleted: bool = False) -> builtins.list[CaRecord]:
         return await self._store.cas.list(include_deleted=include_deleted)
 
     async def _load(self, record: CaRecord) -> CertificateAuthority:
@@ -285,7 +305,8 @@ class Authority:
                     signer.algorithm,
                     IssuerRef(parent.id, parent.key_identifier),
                     self._urls,
-                    aia_enabled=ocsp_enabled,
+                    # The AIA names the root's responder, which exists when the root has OCSP.
+                    aia_enabled=parent.ocsp_enabled,
                 ),
             )
             der = await self._blocking(sign_certificate, spec, parent_signer)
@@ -365,6 +386,7 @@ class Authority:
         root = await self.get(external_root_id, fresh=True)
         if root.kind is not CaKind.EXTERNAL_ROOT:
             raise BadRequest(f"{external_root_id} is not a registered external root")
+        root.require_active()
 
         async def build(signer: Signer) -> CaRecord:
             csr = await self._blocking(sign_csr, name, signer)
@@ -420,7 +442,11 @@ class Authority:
             raise BadRequest(f"the certificate is not signed by the external root {root.id}")
         if not _has_ski(cert):
             raise BadRequest("the certificate has no subjectKeyIdentifier (RFC 5280 4.2.1.2)")
+        if not _signs_certificates_and_crls(cert):
+            raise BadRequest("the certificate's keyUsage lacks keyCertSign or cRLSign (RFC 5280 4.2.1.3)")
         now = self._clock.now()
+        if utc(cert.not_valid_after_utc) <= now:
+            raise BadRequest("the certificate has already expired")
         async with self._store.db.transaction() as uow:
             current = await self._store.cas.get_for_update(uow, ca_id)
             if current is None or current.state is not CaState.CSR_READY:
@@ -544,7 +570,7 @@ class Authority:
         parent_id: str | None,
         ocsp_enabled: bool,
         services: tuple[str, ...],
-        build,  # type: ignore[no-untyped-def]
+        build: Callable[[Signer], Awaitable[CaRecord]],
         actor: str,
     ) -> CertificateAuthority:
         """Reserve the id (state provisioning), make the key and certificate, then activate.
@@ -673,6 +699,14 @@ def _has_ski(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return True
+
+
+def _signs_certificates_and_crls(cert: x509.Certificate) -> bool:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(usage.key_cert_sign and usage.crl_sign)
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -53,7 +53,7 @@ def _b64url(data: bytes) -> str:
 
 
 def _scrypt(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)  # type: ignore[arg-type]
+    return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
 
 
 def certificate_fingerprint(der: bytes) -> str:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,7 +27,14 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from ca_core.audit import Action, AuditEntry
 from ca_core.authority import Authority, CertificateAuthority
 from ca_core.clock import Clock, RandomBytes
-from ca_core.errors import BadRequest, CegError, PolicyViolation, ProfileNotEnabled, RateLimited
+from ca_core.errors import (
+    BadRequest,
+    CegError,
+    InvalidState,
+    PolicyViolation,
+    ProfileNotEnabled,
+    RateLimited,
+)
 from ca_core.model import (
     CaKind,
     CertificateRecord,
@@ -37,8 +47,16 @@ from ca_core.profiles import Catalogue, Profile
 from ca_core.store import Store
 from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certificate
 from ca_core.x509.csr import parse_csr
-from ca_core.x509.extensions import IssuerRef, PublicationUrls, build_extensions
+from ca_core.x509.extensions import (
+    FixedExtensions,
+    IssuerRef,
+    PublicationUrls,
+    build_extensions,
+    fixed_extensions,
+)
 from ca_core.x509.names import check_general_name, san_text
+
+log = logging.getLogger(__name__)
 
 # Certificates start a little in the past so a relying party whose clock lags still
 # accepts a fresh certificate.
@@ -57,6 +75,22 @@ class RateLimits:
 
     per_ca: RateLimit | None = None
     per_requester: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuanceOutcome:
+    """What an observer hears after each issue() call (metrics; no library in the core)."""
+
+    ca: str
+    profile: str
+    error: str | None  # None: issued; else the CegError code
+    seconds: float  # the whole call
+    signing_seconds: float | None = None
+    algorithm: str | None = None  # the CA key's KeyAlgorithm value
+
+
+class IssuanceObserver(Protocol):
+    def observe(self, outcome: IssuanceOutcome) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +121,42 @@ class IssuanceService:
         self._urls = urls
         self._executor = executor
         self._limits = rate_limits or RateLimits()
+        self._fixed: dict[tuple[str, bool, IssuerRef, bool], FixedExtensions] = {}
+        self._observers: list[IssuanceObserver] = []
+
+    def add_observer(self, observer: IssuanceObserver) -> None:
+        if observer not in self._observers:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: IssuanceObserver) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def _tell(self, outcome: IssuanceOutcome) -> None:
+        for observer in self._observers:
+            try:
+                observer.observe(outcome)
+            except Exception:  # an observer must never fail an issuance
+                log.exception("issuance observer failed")
 
     async def issue(self, request: IssuanceRequest) -> IssuedCertificate:
+        started = time.perf_counter()
         try:
             prepared = await self._prepare(request)
             await self._check_rate(request)
         except CegError as exc:
             await self._audit_refusal(request, exc)
+            self._tell(IssuanceOutcome(request.ca, request.profile, exc.code, time.perf_counter() - started))
             raise
         signer = prepared.ca.require_signer()
+        signing_started = time.perf_counter()
         if signer.blocking:
             der = await asyncio.get_running_loop().run_in_executor(
                 self._executor, sign_certificate, prepared.spec, signer
             )
         else:
             der = sign_certificate(prepared.spec, signer)
+        signing_seconds = time.perf_counter() - signing_started
         spec = prepared.spec
         now = self._clock.now()
         record = CertificateRecord(
@@ -134,7 +189,23 @@ class IssuanceService:
                 "request_id": request.requester.request_id,
             },
         )
-        await self._store.certificates.insert(record, audit)
+        try:
+            await self._store.certificates.insert(record, audit, ca_must_be_active=True)
+        except InvalidState as exc:  # deleted meanwhile, by this worker or another
+            self._authority.forget(prepared.ca.id)
+            await self._audit_refusal(request, exc)
+            self._tell(IssuanceOutcome(request.ca, request.profile, exc.code, time.perf_counter() - started))
+            raise
+        self._tell(
+            IssuanceOutcome(
+                prepared.ca.id,
+                prepared.profile.id,
+                None,
+                time.perf_counter() - started,
+                signing_seconds,
+                signer.algorithm.value,
+            )
+        )
         return IssuedCertificate(
             der=der,
             serial=spec.serial,
@@ -160,16 +231,18 @@ class IssuanceService:
             raise BadRequest("the certificate would name nobody: empty subject and no SAN")
         not_before, not_after = self._validity(request, profile, ca)
         assert ca.certificate is not None
+        issuer = IssuerRef(ca.id, ca.key_identifier)
         extensions = build_extensions(
             profile,
             public_key,
             key_algorithm,
-            IssuerRef(ca.id, ca.key_identifier),
+            issuer,
             self._urls,
             aia_enabled=ca.ocsp_enabled,
             subject_alt_names=sans,
             subject_is_empty=not list(subject),
             requested=request.extensions,
+            fixed=self._fixed_extensions(profile, key_algorithm, issuer, ca.ocsp_enabled),
         )
         spec = CertificateSpec(
             subject=subject,
@@ -181,6 +254,18 @@ class IssuanceService:
             extensions=extensions,
         )
         return _Prepared(ca, profile, spec, tuple(san_text(n) for n in sans))
+
+    def _fixed_extensions(
+        self, profile: Profile, key: KeyAlgorithm, issuer: IssuerRef, aia: bool
+    ) -> FixedExtensions:
+        """The profile's fixed extensions for this CA and key family, built once per process."""
+        cache_key = (profile.id, key.is_ec, issuer, aia)
+        fixed = self._fixed.get(cache_key)
+        if fixed is None:
+            if len(self._fixed) > 4096:  # profiles x key families x CAs; a bound, not an eviction policy
+                self._fixed.clear()
+            fixed = self._fixed[cache_key] = fixed_extensions(profile, key, issuer, self._urls, aia)
+        return fixed
 
     def _check_profile(self, ca: CertificateAuthority, profile: Profile, request: IssuanceRequest) -> None:
         if profile.ca:
@@ -208,11 +293,11 @@ class IssuanceService:
         if request.csr is not None:
             parsed = parse_csr(request.csr)
             return (
-                parsed.csr.public_key(),
+                parsed.subject_key if parsed.subject_key is not None else parsed.csr.public_key(),
                 parsed.key_algorithm,
                 parsed.subject,
                 parsed.subject_alt_names(),
-            )  # type: ignore[return-value]
+            )
         if not request.pop_verified:
             raise BadRequest("a bare public key needs proof of possession checked by the protocol")
         assert request.public_key is not None
@@ -233,17 +318,18 @@ class IssuanceService:
         not_before = max(not_before, ca.record.not_before or not_before)
         rule = profile.validity
         if rule.fixed:
-            not_after = not_before + dt.timedelta(days=rule.default_days)
+            not_after = rule.default_end(not_before)
         elif request.not_after is not None:
             not_after = request.not_after.replace(microsecond=0)
         elif request.validity is not None:
             not_after = not_before + request.validity
         else:
-            not_after = not_before + dt.timedelta(days=rule.default_days)
+            not_after = rule.default_end(not_before)
         if not_after <= not_before:
             raise BadRequest("notAfter must be after notBefore")
-        if rule.max_days is not None:
-            not_after = min(not_after, not_before + dt.timedelta(days=rule.max_days))
+        latest = rule.latest_end(not_before)
+        if latest is not None:
+            not_after = min(not_after, latest)
         # Never past the issuing CA (seed 1.1.2.3): cap rather than refuse.
         not_after = min(not_after, ca.not_after)
         if not_after <= now:

@@ -46,9 +46,9 @@ class KeyAlgorithm(StrEnum):
         }
         return curves[self.value]
 
-    def signature_hash(self) -> hashes.HashAlgorithm:
+    def signature_hash(self) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
         """The hash this key signs with when it is a CA key (the spec's fixed pairs)."""
-        pairs: dict[str, hashes.HashAlgorithm] = {
+        pairs: dict[str, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
             "ec-p256": hashes.SHA256(),
             "ec-p384": hashes.SHA384(),
             "ec-p521": hashes.SHA512(),
@@ -79,7 +79,25 @@ class KeyAlgorithm(StrEnum):
             if found is None:
                 raise UnsupportedKey(f"RSA-{key.key_size} key")
             return found
-        raise UnsupportedKey(f"{type(key).__name__.removeprefix('_')} key")
+        raise UnsupportedKey(f"{_key_type_name(key)} key")
+
+
+def _key_type_name(key: object) -> str:
+    """A readable name for a key ceg does not accept ("DSA-2048", "Ed25519")."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, x448, x25519
+
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA-{key.key_size}"
+    named = {
+        ed25519.Ed25519PublicKey: "Ed25519",
+        ed448.Ed448PublicKey: "Ed448",
+        x25519.X25519PublicKey: "X25519",
+        x448.X448PublicKey: "X448",
+    }
+    for cls, name in named.items():
+        if isinstance(key, cls):
+            return name
+    return type(key).__name__.removeprefix("_")
 
 
 class CertStatus(StrEnum):
@@ -252,6 +270,14 @@ class CertificateRecord:
 
 def serial_to_hex(serial: int) -> str:
     return format(serial, "x")
+
+
+def add_years(start: dt.datetime, years: int) -> dt.datetime:
+    """The same instant `years` calendar years later (29 February becomes 28 February)."""
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        return start.replace(year=start.year + years, day=28)
 
 
 def utc(value: dt.datetime) -> dt.datetime:

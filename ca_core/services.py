@@ -17,7 +17,12 @@ from ca_core.issuance import IssuanceService, RateLimits
 from ca_core.keys import KeyStore
 from ca_core.profiles import Catalogue, load_catalogue
 from ca_core.status.events import EventFeed
+from ca_core.status.expiry import CertificateExpiry
+from ca_core.status.publisher import CrlPublisher
+from ca_core.status.responder import OcspResponder
+from ca_core.status.responder_certs import ResponderCertificates
 from ca_core.status.revocation import RevocationService
+from ca_core.status.storage import StatusStore
 from ca_core.store import Store, migrate
 from ca_core.x509.extensions import PublicationUrls
 
@@ -37,6 +42,9 @@ class Services:
     revocation: RevocationService
     events: EventFeed
     approvals: ApprovalService
+    crls: CrlPublisher
+    ocsp: OcspResponder
+    expiry: CertificateExpiry
 
     async def close(self) -> None:
         await self.store.close()
@@ -66,6 +74,15 @@ async def open_services(
     executor = ThreadPoolExecutor(max_workers=executor_threads, thread_name_prefix="ceg-sign")
     authority = Authority(store, keys, catalogue, clock, random_bytes, urls, executor)
     issuance = IssuanceService(store, authority, catalogue, clock, random_bytes, urls, executor, rate_limits)
+    status = StatusStore(store.db)
+    revocation = RevocationService(store, clock)
+    crls = CrlPublisher(store, status, authority, clock, executor)
+    responders = ResponderCertificates(store, keys, issuance, clock, random_bytes, executor)
+    ocsp = OcspResponder(store, status, authority, responders, clock, executor)
+    # After every committed status change: the CA's CRL goes stale (or is rebuilt at once)
+    # and the certificate's OCSP response is re-signed.
+    revocation.add_listener(crls)
+    revocation.add_listener(ocsp)
     return Services(
         store=store,
         keys=keys,
@@ -77,7 +94,10 @@ async def open_services(
         urls=urls,
         executor=executor,
         credentials=CredentialService(store, clock, random_bytes),
-        revocation=RevocationService(store, clock),
+        revocation=revocation,
         events=EventFeed(store),
         approvals=ApprovalService(store, issuance, clock, random_bytes),
+        crls=crls,
+        ocsp=ocsp,
+        expiry=CertificateExpiry(store, clock),
     )

@@ -8,6 +8,7 @@ time through the API works without a restart (ARCHITECTURE.md section 4).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,8 @@ from gateway.assembly import open_gateway_services
 from gateway.bindings import BindingRegistry
 from gateway.config import Config
 from gateway.frontends import discover
-from gateway.keys import BINDINGS, CONFIG
+from gateway.jobs import jobs_context
+from gateway.keys import BINDINGS, CONFIG, FRONTENDS
 from gateway.middlewares import request_context
 from protocols._shared.web import BINDING, SERVICES, Frontend
 
@@ -32,8 +34,10 @@ AppHook = Callable[[web.Application], None]
 
 # Extra sub-applications (management APIs, status endpoints, web UI) register here as
 # (module, function) pairs, each `function(app)` adding its routes to the root app.
-_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = ()
-_FRONTENDS = web.AppKey("ceg.frontends", dict)
+_ROUTE_INSTALLERS: tuple[tuple[str, str], ...] = (
+    ("gateway.api", "install"),
+    ("gateway.status_routes", "install"),
+)
 
 
 def binding_middleware(frontend: Frontend) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -74,7 +78,8 @@ async def ca_certificate(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # The pid tells which worker process answered (several share the port).
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -105,7 +110,7 @@ def services_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         services = await open_gateway_services(config, run_migrations=run_migrations)
         app[SERVICES] = services
-        app[BINDINGS] = BindingRegistry(services, app[_FRONTENDS])
+        app[BINDINGS] = BindingRegistry(services, app[FRONTENDS])
         try:
             yield
         finally:
@@ -125,9 +130,12 @@ def create_app(
     app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
     app[CONFIG] = config
     found = frontends if frontends is not None else discover()
-    app[_FRONTENDS] = found
+    app[FRONTENDS] = found
     if services is None:
         app.cleanup_ctx.append(services_context(config, run_migrations))
+        # Scheduled work (CRLs, OCSP, expiry) when the app owns its services; one worker
+        # of the cluster leads (gateway/jobs.py). Tests that inject services run jobs by hand.
+        app.cleanup_ctx.append(jobs_context)
     else:
         app[SERVICES] = services
         app[BINDINGS] = BindingRegistry(services, found)

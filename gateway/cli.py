@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca_core.errors import CegError
-from ca_core.model import IssuanceRequest, KeyAlgorithm, RequestedExtension, Requester
+from ca_core.model import IssuanceRequest, KeyAlgorithm, RequestedExtension, Requester, RevocationReason
 from ca_core.services import Services
 from ca_core.store import CertificateQuery
 from ca_core.x509.names import parse_dn, parse_san
@@ -467,6 +467,106 @@ async def cmd_cert_export(args: argparse.Namespace) -> None:
     emit(args, {"exported": written, "directory": str(out)}, f"exported {written} certificates to {out}")
 
 
+async def _status_change(args: argparse.Namespace, action: str) -> None:
+    from ca_core.model import RevocationReason
+    from ca_core.status.revocation import StatusChange
+
+    reason = RevocationReason(args.reason) if getattr(args, "reason", None) else RevocationReason.UNSPECIFIED
+    change = StatusChange(
+        serial=_serial(args.serial),
+        actor=_actor(),
+        reason=reason,
+        invalidity_date=_date(getattr(args, "invalidity_date", None)),
+        comment=args.comment,
+        publish_now=args.publish_now,
+        ca=args.ca,
+    )
+
+    async def run(s: Services) -> Any:
+        record = await getattr(s.revocation, action)(change)
+        return _cert_view(record, s.clock.now())
+
+    view = await _with_services(args, run)
+    done = {"revoke": "revoked", "hold": "put on hold", "unhold": "taken off hold"}[action]
+    extra = " (CRL published)" if args.publish_now else " (the CRL follows within 15 minutes)"
+    emit(args, view, f"{view['serial']} {done}: status {view['status']}{extra}")
+
+
+@command("cert revoke")
+async def cmd_cert_revoke(args: argparse.Namespace) -> None:
+    await _status_change(args, "revoke")
+
+
+@command("cert hold")
+async def cmd_cert_hold(args: argparse.Namespace) -> None:
+    await _status_change(args, "hold")
+
+
+@command("cert unhold")
+async def cmd_cert_unhold(args: argparse.Namespace) -> None:
+    await _status_change(args, "unhold")
+
+
+# --- crl / ocsp ---------------------------------------------------------------------------------
+
+
+@command("crl publish")
+async def cmd_crl_publish(args: argparse.Namespace) -> None:
+    async def run(s: Services) -> Any:
+        if args.ca:
+            targets = [args.ca]
+        else:
+            targets = [
+                r.id
+                for r in await s.authority.list()
+                if r.state.value == "active" and r.key_ref and r.certificate is not None
+            ]
+        views = []
+        for ca_id in targets:
+            crl = await s.crls.publish(ca_id, actor=_actor())
+            views.append(
+                {
+                    "ca": ca_id,
+                    "number": crl.number,
+                    "entries": crl.entries,
+                    "this_update": crl.this_update,
+                    "next_update": crl.next_update,
+                    "url": s.urls.crl(ca_id),
+                }
+            )
+        return views
+
+    views = await _with_services(args, run)
+    lines = [
+        f"{v['ca']}: CRL #{v['number']} with {v['entries']} entries, next update {v['next_update']}"
+        for v in views
+    ]
+    emit(args, views, "\n".join(lines) if lines else "no CA can publish a CRL")
+
+
+@command("ca ocsp")
+async def cmd_ca_ocsp(args: argparse.Namespace) -> None:
+    require = None if args.require_signed_requests is None else args.require_signed_requests == "yes"
+
+    async def run(s: Services) -> Any:
+        if args.signer is None and require is None:
+            ca = await s.authority.get(args.id, fresh=True)
+            from ca_core.status.responder import OcspSettings
+
+            settings = OcspSettings.of(ca.record.settings)
+        else:
+            settings = await s.ocsp.configure(args.id, args.signer, require, _actor())
+        return {"ca": args.id, "url": s.urls.ocsp(args.id), **settings.as_dict()}
+
+    view = await _with_services(args, run)
+    emit(
+        args,
+        view,
+        f"{view['ca']}: OCSP signed by {view['signer']}, signed requests "
+        + ("required" if view["require_signed_requests"] else "optional"),
+    )
+
+
 class CegErrorNotFound(CegError):
     code = "not_found"
 
@@ -746,6 +846,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--set", help="comma-separated profile sets to enable (replaces the current set)")
 
+    p = ca.add_parser("ocsp", parents=[common], help="show or change a CA's OCSP settings")
+    p.add_argument("id")
+    p.add_argument(
+        "--signer", choices=["responder", "ca"], help="delegated responder certificate or the CA key"
+    )
+    p.add_argument("--require-signed-requests", choices=["yes", "no"])
+
     cert = sub.add_parser("cert", help="certificates").add_subparsers(dest="action", required=True)
     p = cert.add_parser("issue", parents=[common])
     p.add_argument("--ca", required=True)
@@ -776,6 +883,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"
     )
+
+    reasons = [r.value for r in RevocationReason if r is not RevocationReason.CERTIFICATE_HOLD]
+    for action, help_text in (
+        ("revoke", "revoke for good (reason certificateHold is the same as hold)"),
+        ("hold", "put on hold (certificateHold, reversible)"),
+        ("unhold", "take off hold"),
+    ):
+        p = cert.add_parser(action, parents=[common], help=help_text)
+        p.add_argument("serial", help="hex serial number (colons allowed)")
+        if action == "revoke":
+            p.add_argument("--reason", choices=[*reasons, "certificateHold"], default="unspecified")
+        if action != "unhold":
+            p.add_argument(
+                "--invalidity-date", help="ISO 8601; when the key is known or suspected compromised"
+            )
+        p.add_argument("--comment", help="kept in the audit log")
+        p.add_argument("--ca", help="refuse unless the certificate belongs to this CA")
+        p.add_argument("--publish-now", action="store_true", help="publish the CA's CRL at once")
+
+    crl = sub.add_parser("crl", help="certificate revocation lists").add_subparsers(
+        dest="action", required=True
+    )
+    p = crl.add_parser("publish", parents=[common], help="build and publish CRLs now")
+    p.add_argument("--ca", help="only this CA (default: every CA that has a key)")
 
     gw = sub.add_parser("gateway", help="protocol bindings per issuing CA").add_subparsers(
         dest="action", required=True

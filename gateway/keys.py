@@ -10,3 +10,4 @@ from gateway.config import Config
 
 CONFIG = web.AppKey("ceg.config", Config)
 BINDINGS = web.AppKey("ceg.bindings", BindingRegistry)
+FRONTENDS = web.AppKey("ceg.frontends", dict)  # protocol name -> Frontend

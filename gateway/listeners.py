@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -34,7 +35,14 @@ _TRUST_REFRESH_SECONDS = 30.0
 
 
 class TrustAnchors:
-    """The client-certificate trust store of the HTTPS listener, growing as CAs appear."""
+    """The client-certificate trust store of the HTTPS listener, growing as CAs appear.
+
+    Besides every active CA, it loads the PEM certificates a gateway binding lists under
+    `trust_anchors` in its settings (EST: a device maker's CA), so the handshake accepts
+    those clients; the binding's front-end still decides what each certificate may do.
+    An SSLContext cannot forget a CA, so anchors removed from a binding stay trusted at
+    the TLS level until restart (the front-end stops accepting them at once).
+    """
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
@@ -50,6 +58,28 @@ class TrustAnchors:
                 self._context.load_verify_locations(cadata=pem.decode())
                 self._loaded.add(record.id)
                 added += 1
+        for binding in await services.store.bindings.list():
+            added += self._load_binding_anchors(binding.protocol, binding.ca, binding.settings)
+        return added
+
+    def _load_binding_anchors(self, protocol: str, ca: str, settings: dict[str, object]) -> int:
+        anchors = settings.get("trust_anchors") or []
+        if isinstance(anchors, str):
+            anchors = [anchors]
+        added = 0
+        for pem in anchors if isinstance(anchors, list) else []:
+            if not isinstance(pem, str):
+                continue
+            digest = "pem:" + hashlib.sha256(pem.encode()).hexdigest()
+            if digest in self._loaded:
+                continue
+            try:
+                self._context.load_verify_locations(cadata=pem)
+            except (ssl.SSLError, ValueError):
+                log.warning("binding %s/%s: a trust anchor does not load", protocol, ca)
+            else:
+                added += 1
+            self._loaded.add(digest)
         return added
 
 
@@ -70,6 +100,10 @@ def server_ssl_context(config: Config) -> ssl.SSLContext | None:
 async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then finish in-flight requests (graceful shutdown)."""
     app = create_app(config, run_migrations=False)
+    if reuse_port:  # one of several workers: /metrics sums the siblings' figures too
+        from gateway.api.metrics import share_between_workers
+
+        share_between_workers(app, metrics_directory(config))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.server.shutdown_timeout)
     await runner.setup()
     services = app[SERVICES]
@@ -107,6 +141,10 @@ async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | No
         await runner.cleanup()
 
 
+def metrics_directory(config: Config) -> Path:
+    return config.data_dir / "run" / "metrics"
+
+
 def _worker_main(data_dir: str, overrides: dict[str, object]) -> None:
     from gateway.cli import configure_logging, load_with_overrides
 
@@ -123,6 +161,9 @@ def serve(config: Config, workers: int, overrides: dict[str, object]) -> int:
     if workers <= 1:
         asyncio.run(run_worker(config, reuse_port=False))
         return 0
+    from gateway.api.metrics import clear_shared
+
+    clear_shared(metrics_directory(config))  # counters restart with the server
     spawn = multiprocessing.get_context("spawn")
     children = [
         spawn.Process(target=_worker_main, args=(str(config.data_dir), overrides), name=f"ceg-worker-{i}")

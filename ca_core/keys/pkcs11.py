@@ -3,6 +3,12 @@
 - Private keys are created with CKA_SENSITIVE=true, CKA_EXTRACTABLE=false, CKA_TOKEN=true.
 - One session is opened and logged in once and reused for every operation (not one
   login per signature); see Pkcs11Token for why calls are serialised.
+- `blocking` is measured, not assumed: a key whose signature takes under
+  INLINE_SIGN_SECONDS on this token (SoftHSM or a local HSM signing ECDSA) signs on the
+  caller's thread like a file key; slower ones (RSA, a network HSM) go to the executor.
+  A hop to a thread costs more than such a signature, and python-pkcs11 releases the
+  GIL around each C_Sign, so a signing thread waits for a busy event loop at every call.
+  While another thread holds the token, every key counts as blocking.
 - SoftHSM 2.6 has no CKM_ECDSA_SHA256/384/512, so ECDSA hashes in software, signs the
   digest with CKM_ECDSA and converts the raw r||s to DER (RFC 3279 Ecdsa-Sig-Value).
   RSA uses the combined CKM_SHA256_RSA_PKCS / CKM_SHA512_RSA_PKCS mechanisms.
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificateIssuerPublicKeyTypes,
 )
+from cryptography.utils import Buffer
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -34,6 +42,10 @@ _CURVE_NAMES = {
     KeyAlgorithm.EC_P384: "secp384r1",
     KeyAlgorithm.EC_P521: "secp521r1",
 }
+# Signatures faster than this (best of a few probes at load) are made on the caller's thread.
+INLINE_SIGN_SECONDS = 250e-6
+_PROBES = 5
+
 _RSA_MECHANISMS = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
     "sha384": Mechanism.SHA384_RSA_PKCS,
@@ -86,6 +98,10 @@ class Pkcs11Token:
                 except pkcs11.PKCS11Error as exc:
                     raise KeyBackendError(f"PKCS#11 session failed: {exc!r}") from exc
             yield self._session
+
+    def busy(self) -> bool:
+        """True while another thread holds the token (a key generation can take seconds)."""
+        return self._lock.locked()
 
     def close(self) -> None:
         with self._lock:
@@ -144,7 +160,9 @@ class Pkcs11KeyStore:
             except pkcs11.NoSuchKey:
                 raise NotFound(f"key {key_ref!r} not on the token") from None
             public_key = _public_key_of(public)
-        return Pkcs11Signer(self._token, key_ref, key_id, public_key)
+        signer = Pkcs11Signer(self._token, key_ref, key_id, public_key)
+        signer.calibrate()
+        return signer
 
     def destroy(self, key_ref: str) -> None:
         key_id = _key_id(key_ref)
@@ -198,6 +216,19 @@ class Pkcs11Signer:
         self._algorithm = KeyAlgorithm.of_public_key(public_key)
         self._hash = self._algorithm.signature_hash()
         self._key: Any = None  # the private key object on the token's session
+        self._blocking = True
+
+    def calibrate(self) -> None:
+        """Time a few signatures: a fast key signs inline (see the module docstring)."""
+        best = float("inf")
+        try:
+            for _ in range(_PROBES):
+                started = time.perf_counter()
+                self.sign(b"ceg signature timing probe")
+                best = min(best, time.perf_counter() - started)
+        except KeyBackendError:
+            return  # a key that cannot sign (yet) stays on the executor
+        self._blocking = best > INLINE_SIGN_SECONDS
 
     @property
     def key_ref(self) -> str:
@@ -209,7 +240,9 @@ class Pkcs11Signer:
 
     @property
     def blocking(self) -> bool:
-        return True
+        # A fast key still goes to the executor while the token is busy (say, generating a
+        # CA's RSA key), so the event loop never waits behind a long token operation.
+        return self._blocking or self._token.busy()
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._public
@@ -269,10 +302,10 @@ class _TokenEcKey(ec.EllipticCurvePrivateKey):
         self._pub = signer.public_key()
         assert isinstance(self._pub, ec.EllipticCurvePublicKey)
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise KeyBackendError("only ECDSA signatures")
-        return self._signer.sign_with(data, signature_algorithm.algorithm)
+        return self._signer.sign_with(bytes(data), signature_algorithm.algorithm)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._pub  # type: ignore[return-value]
@@ -309,13 +342,15 @@ class _TokenRsaKey(rsa.RSAPrivateKey):
 
     def sign(
         self,
-        data: bytes,
+        data: Buffer,
         padding_: padding.AsymmetricPadding,
-        algorithm: hashes.HashAlgorithm | utils.Prehashed,
+        algorithm: hashes.HashAlgorithm | utils.Prehashed | utils.NoDigestInfo,
     ) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
             raise KeyBackendError("only PKCS#1 v1.5 RSA signatures")
-        return self._signer.sign_with(data, algorithm)
+        if isinstance(algorithm, utils.NoDigestInfo):
+            raise KeyBackendError("RSA signatures without DigestInfo are not offered by CA keys")
+        return self._signer.sign_with(bytes(data), algorithm)
 
     def decrypt(self, ciphertext: bytes, padding_: padding.AsymmetricPadding) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):

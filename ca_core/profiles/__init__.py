@@ -7,6 +7,7 @@ accepts. Nothing about KU/EKU is ever taken from a CSR.
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +16,7 @@ from typing import Any
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from ca_core.errors import ConfigurationError, NotFound
+from ca_core.model import add_years
 
 KEY_USAGE_BITS = (
     "digitalSignature",
@@ -64,23 +66,56 @@ _SERVICES = {
 
 @dataclass(frozen=True, slots=True)
 class Validity:
-    """Validity rule: a default and a cap in days, or a fixed length."""
+    """Validity rule: a default and a cap, or a fixed length.
+
+    Rules written in years count calendar years from notBefore (the Appendix's "1 year",
+    "3 years"); `default_days` / `max_days` keep a day count for readers that want one
+    (a year counted with the leap days it can span).
+    """
 
     default_days: int
     max_days: int | None
     fixed: bool
+    default_years: int | None = None
+    max_years: int | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, int], where: str) -> Validity:
         unknown = set(raw) - {"default_years", "max_years", "fixed_years", "fixed_days"}
         if unknown:
             raise ConfigurationError(f"{where}.validity: unknown keys {sorted(unknown)}")
-        if "fixed_years" in raw or "fixed_days" in raw:
-            days = raw.get("fixed_days") or _years_to_days(raw["fixed_years"])
+        if "fixed_days" in raw:
+            days = raw["fixed_days"]
             return cls(default_days=days, max_days=days, fixed=True)
-        default = _years_to_days(raw.get("default_years", 3))
-        cap = _years_to_days(raw["max_years"]) if "max_years" in raw else None
-        return cls(default_days=default, max_days=cap, fixed=False)
+        if "fixed_years" in raw:
+            years = raw["fixed_years"]
+            days = _years_to_days(years)
+            return cls(days, days, fixed=True, default_years=years, max_years=years)
+        default = raw.get("default_years", 3)
+        cap = raw.get("max_years")
+        if cap is not None and default > cap:
+            raise ConfigurationError(f"{where}.validity: default_years is above max_years")
+        return cls(
+            default_days=_years_to_days(default),
+            max_days=_years_to_days(cap) if cap is not None else None,
+            fixed=False,
+            default_years=default,
+            max_years=cap,
+        )
+
+    def default_end(self, not_before: dt.datetime) -> dt.datetime:
+        """notAfter when the request does not ask for one (or the rule is fixed)."""
+        if self.default_years is not None:
+            return add_years(not_before, self.default_years)
+        return not_before + dt.timedelta(days=self.default_days)
+
+    def latest_end(self, not_before: dt.datetime) -> dt.datetime | None:
+        """The profile's cap on notAfter, None when only the CA's expiry caps it."""
+        if self.max_years is not None:
+            return add_years(not_before, self.max_years)
+        if self.max_days is not None:
+            return not_before + dt.timedelta(days=self.max_days)
+        return None
 
 
 def _years_to_days(years: int) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ca_core.audit import Action, AuditEntry
 from ca_core.clock import Clock
@@ -107,7 +107,7 @@ class RevocationService:
     @staticmethod
     def _transition(
         record: CertificateRecord, action: str, change: StatusChange, now: dt.datetime
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         status = record.status
         if status is CertStatus.REVOKED:
             raise InvalidState(

@@ -45,6 +45,7 @@ class Store:
         )
 
     async def close(self) -> None:
+        self.state.close()
         await self.db.close()
 
 

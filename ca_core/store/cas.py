@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ class CaRepository:
         async with self._db.read() as conn:
             return [_record(r) for r in (await conn.execute(query)).all()]
 
-    async def children(self, uow: UnitOfWork, parent_id: str) -> list[CaRecord]:
+    async def children(self, uow: UnitOfWork, parent_id: str) -> builtins.list[CaRecord]:
         query = select(_T).where(_T.c.parent_id == parent_id, _T.c.state != CaState.DELETED.value)
         return [_record(r) for r in (await uow.conn.execute(query)).all()]
 

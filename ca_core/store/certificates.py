@@ -91,9 +91,17 @@ class CertificateRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def insert(self, record: CertificateRecord, audit: AuditEntry) -> None:
-        """Store a new certificate and its audit entry; returns once committed."""
-        await self._db.insert_batched([(_T, record_row(record))], [audit])
+    async def insert(
+        self, record: CertificateRecord, audit: AuditEntry, ca_must_be_active: bool = False
+    ) -> None:
+        """Store a new certificate and its audit entry; returns once committed.
+
+        `ca_must_be_active`: refuse (InvalidState, nothing written) if the issuing CA is not
+        active at commit time.
+        """
+        await self._db.insert_batched(
+            [(_T, record_row(record))], [audit], active_ca=record.ca if ca_must_be_active else None
+        )
 
     async def get(self, serial: str, ca: str | None = None) -> CertificateRecord | None:
         query = select(_T).where(_T.c.serial == serial.lower())

@@ -12,12 +12,18 @@ Two ways to write:
 
 SQLite write transactions start with BEGIN IMMEDIATE so two writers queue on the lock
 instead of failing to upgrade; PostgreSQL serialises audit appends on the audit_head row.
+With several worker processes on one SQLite file, writers also take a lock file beside
+the database first (`WriteGate`): a waiting writer then sleeps in the kernel until the
+holder is done, instead of SQLite's busy handler polling with sleeps of up to 100 ms,
+which stalls every request in that worker's commit batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
+from ca_core.errors import InvalidState
 from ca_core.store import tables as t
 
 _MAX_BATCH = 512
@@ -88,18 +95,72 @@ class UnitOfWork:
         self._audit.clear()
 
 
+class WriteGate:
+    """One writer at a time across processes (a lock file) and within this one (a lock)."""
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._fd: int | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        await asyncio.wait_for(self._lock.acquire(), self._timeout)
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._fd
+            await self._lock_file(fd)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    async def _lock_file(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no thread hop
+            return
+        except BlockingIOError:
+            pass
+        waiter = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
+        except BaseException:
+            # The thread cannot be stopped; if it gets the lock after we gave up, let go of it.
+            def release(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+            waiter.add_done_callback(release)
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 @dataclass
 class _Pending:
     rows: Sequence[tuple[Table, dict[str, Any]]]
     audit: Sequence[AuditEntry]
     future: asyncio.Future[None]
+    active_ca: str | None = None  # commit only while this CA is active (else InvalidState)
 
 
 class Database:
     """The engines and the group-commit queue. Create with `Database.open(url)`."""
 
-    def __init__(self, url: str, writer: AsyncEngine, reader: AsyncEngine) -> None:
+    def __init__(
+        self, url: str, writer: AsyncEngine, reader: AsyncEngine, gate: WriteGate | None = None
+    ) -> None:
         self.url = url
+        self._gate = gate
         self.is_postgres = writer.dialect.name == "postgresql"
         self._writer = writer
         self._reader = reader
@@ -114,12 +175,28 @@ class Database:
             reader = create_async_engine(url)
             _configure_sqlite(writer, immediate=True)
             _configure_sqlite(reader, immediate=False)
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                return cls(url, writer, reader, WriteGate(database + "-writelock"))
         elif parsed.get_backend_name() == "postgresql":
             writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
             reader = writer
         else:
             raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
         return cls(url, writer, reader)
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The database file when this is SQLite on a file (None for PostgreSQL, memory)."""
+        if self.is_postgres:
+            return None
+        name = make_url(self.url).database
+        return name if name and name != ":memory:" else None
+
+    def write_gate(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by every write transaction on a SQLite file (one writer at a time, across
+        this process and the other workers'); a no-op on PostgreSQL."""
+        return self._gate.hold() if self._gate is not None else contextlib.nullcontext()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -131,6 +208,8 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        if self._gate is not None:
+            self._gate.close()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -139,17 +218,26 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        async with self._writer.begin() as conn:
+        async with self.write_gate(), self._writer.begin() as conn:
             uow = UnitOfWork(conn, self.is_postgres)
             yield uow
             await uow.flush()
 
     async def insert_batched(
-        self, rows: Sequence[tuple[Table, dict[str, Any]]], audit: Sequence[AuditEntry] = ()
+        self,
+        rows: Sequence[tuple[Table, dict[str, Any]]],
+        audit: Sequence[AuditEntry] = (),
+        active_ca: str | None = None,
     ) -> None:
-        """Insert rows and audit entries atomically; returns once they are committed."""
+        """Insert rows and audit entries atomically; returns once they are committed.
+
+        With `active_ca`, the rows are written only if that CA is still active when the
+        batch commits (checked in the same transaction), else InvalidState is raised and
+        nothing of this item is written: a CA deleted by another worker, whose state this
+        process still has cached, gets no certificate stored after its deletion.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(rows, audit, future))
+        self._pending.append(_Pending(rows, audit, future, active_ca))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_pending())
         await future
@@ -158,27 +246,48 @@ class Database:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:
-                await self._commit(batch)
+                refused = await self._commit(batch)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0].future, exc)
                     continue
                 for item in batch:  # find the bad one(s); the rest still commit
                     try:
-                        await self._commit([item])
+                        refused_one = await self._commit([item])
                     except Exception as item_exc:
                         _settle(item.future, item_exc)
+                    else:
+                        _settle(item.future, refused_one.get(id(item)))
             else:
                 for item in batch:
-                    _settle(item.future, None)
+                    _settle(item.future, refused.get(id(item)))
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending]) -> dict[int, BaseException]:
+        """Write the batch in one transaction; returns the items refused (CA no longer active)."""
+        refused: dict[int, BaseException] = {}
         async with self.transaction() as uow:
+            inactive = await self._inactive_cas(uow, {i.active_ca for i in batch if i.active_ca})
             for item in batch:
+                if item.active_ca in inactive:
+                    refused[id(item)] = InvalidState(
+                        f"CA {item.active_ca} is no longer active", ca=item.active_ca
+                    )
+                    continue
                 for table, row in item.rows:
                     uow.insert_later(table, row)
                 for entry in item.audit:
                     uow.audit(entry)
+        return refused
+
+    async def _inactive_cas(self, uow: UnitOfWork, ca_ids: set[str | None]) -> set[str | None]:
+        if not ca_ids:
+            return set()
+        query = select(t.cas.c.id, t.cas.c.state).where(t.cas.c.id.in_([c for c in ca_ids if c]))
+        if self.is_postgres:
+            # A share lock: a concurrent deletion's state change waits for this commit.
+            query = query.with_for_update(read=True)
+        active = {row.id for row in (await uow.conn.execute(query)).all() if row.state == "active"}
+        return ca_ids - active
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

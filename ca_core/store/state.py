@@ -3,6 +3,9 @@
 A protocol picks a namespace ("acme-order", "scep-tx", ...) and owns the JSON schema of
 its documents; ca_core knows no protocol names. `put` with `expected_version` is a
 compare-and-set, so two workers (or replicas) updating one document cannot both win.
+
+`commit` and `get_batched` do the same through group commit and group fetch
+(state_batch.py): for protocols that touch a document or two on every request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from ca_core.errors import Conflict
 from ca_core.model import utc
 from ca_core.store import tables as t
 from ca_core.store.database import Database, UnitOfWork
+from ca_core.store.state_batch import StateBatcher, StateWrite
+
+__all__ = ["StateDocument", "StateStore", "StateWrite"]
 
 _T = t.state_documents
 
@@ -51,6 +57,21 @@ def _doc(row: Any) -> StateDocument:
 class StateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._batcher = StateBatcher(db)
+
+    def close(self) -> None:
+        self._batcher.close()
+
+    async def commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
+        """Creates, compare-and-set puts and deletes, atomically, group-committed with
+        other callers' writes (see state_batch.py); Conflict as `create`/`put` raise it.
+        Returns each write's new version (None for a delete)."""
+        return await self._batcher.commit(writes, now)
+
+    async def get_batched(self, namespace: str, key: str) -> StateDocument | None:
+        """`get`, answered together with the other gets waiting at the same moment."""
+        row = await self._batcher.get(namespace, key)
+        return _doc(row) if row is not None else None
 
     async def get(self, namespace: str, key: str, now: dt.datetime | None = None) -> StateDocument | None:
         """The document, or None if absent or (when `now` is given) expired."""
@@ -64,12 +85,12 @@ class StateStore:
             return None
         return doc
 
-    async def find(self, namespace: str, lookup: str, limit: int = 100) -> list[StateDocument]:
+    async def find(
+        self, namespace: str, lookup: str, limit: int = 100, newest_first: bool = False
+    ) -> list[StateDocument]:
+        order = _T.c.created_at.desc() if newest_first else _T.c.created_at
         query = (
-            select(_T)
-            .where(_T.c.namespace == namespace, _T.c.lookup == lookup)
-            .order_by(_T.c.created_at)
-            .limit(limit)
+            select(_T).where(_T.c.namespace == namespace, _T.c.lookup == lookup).order_by(order).limit(limit)
         )
         async with self._db.read() as conn:
             return [_doc(r) for r in (await conn.execute(query)).all()]

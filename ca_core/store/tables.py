@@ -155,3 +155,36 @@ counters = Table(
     Column("value", BigInteger, nullable=False),
     Column("expires_at", TS, nullable=True),
 )
+
+# The latest CRL of each CA (ca_core/status/crl_store.py): every worker serves these bytes.
+# `audit_seq` is the audit log head the CRL reflects; `stale_since` is set by a status
+# change after it, so the scheduler knows what to regenerate.
+crls = Table(
+    "crls",
+    metadata,
+    Column("ca_id", String(64), primary_key=True),
+    Column("number", BigInteger, nullable=False),
+    Column("this_update", TS, nullable=False),
+    Column("next_update", TS, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("audit_seq", BigInteger, nullable=False),
+    Column("stale_since", TS, nullable=True),
+    Column("der", LargeBinary, nullable=False),
+)
+
+# Pre-signed OCSP responses (ca_core/status/responder.py), one per certificate and CertID
+# hash algorithm; `status_changed_at` and `signer` tell whether a stored response is current.
+ocsp_responses = Table(
+    "ocsp_responses",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("hash_alg", String(16), primary_key=True),
+    Column("ca_id", String(64), nullable=False),
+    Column("cert_id", LargeBinary, nullable=False),
+    Column("signer", String(256), nullable=False),
+    Column("status_changed_at", TS, nullable=False),
+    Column("this_update", TS, nullable=False),
+    Column("next_update", TS, nullable=False),
+    Column("der", LargeBinary, nullable=False),
+    Index(None, "ca_id", "this_update"),
+)

@@ -33,7 +33,7 @@ class CertificateSpec:
 
 
 def new_serial(random_bytes: RandomBytes) -> int:
-    """16 random bytes with the top bit cleared: positive, and exactly 16 octets in DER."""
+    """16 random bytes with the top bit cleared: positive, at most 16 octets in DER (127 random bits)."""
     while True:
         serial = int.from_bytes(random_bytes(16), "big") & ((1 << 127) - 1)
         if serial:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from ca_core.errors import BadCsr
 from ca_core.model import KeyAlgorithm
@@ -17,6 +18,7 @@ MAX_CSR_BYTES = 64 * 1024
 class ParsedCsr:
     csr: x509.CertificateSigningRequest
     key_algorithm: KeyAlgorithm
+    subject_key: CertificatePublicKeyTypes | None = None  # csr.public_key(), parsed once
 
     @property
     def subject(self) -> x509.Name:
@@ -66,7 +68,7 @@ def parse_csr(der: bytes) -> ParsedCsr:
         raise BadCsr(f"CSR signature cannot be checked: {exc}") from None
     if not valid:
         raise BadCsr("CSR signature does not verify (no proof of possession)")
-    return ParsedCsr(csr, algorithm)
+    return ParsedCsr(csr, algorithm, key)
 
 
 def parse_csr_pem_or_der(data: bytes) -> ParsedCsr:

@@ -122,6 +122,83 @@ def requested_extension(profile: Profile, ext: RequestedExtension) -> x509.Exten
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FixedExtensions:
+    """The extensions a profile fixes for one issuer and key family, already DER-encoded.
+
+    They are the same for every certificate of (profile, issuer, EC-or-RSA subject key), so
+    the issuer can build them once; `around_ski` go before the subject key identifier and
+    `after_san` after the subject alternative names (the order build_extensions writes).
+    """
+
+    before_ski: tuple[x509.Extension[x509.ExtensionType], ...]
+    after_ski: tuple[x509.Extension[x509.ExtensionType], ...]
+    after_san: tuple[x509.Extension[x509.ExtensionType], ...]
+    oids: frozenset[ObjectIdentifier]
+
+
+def _encoded(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    # DER once, here; the certificate builder then copies the bytes.
+    return x509.Extension(value.oid, critical, x509.UnrecognizedExtension(value.oid, value.public_bytes()))
+
+
+def fixed_extensions(
+    profile: Profile,
+    subject_key_algorithm: KeyAlgorithm,
+    issuer: IssuerRef,
+    urls: PublicationUrls,
+    aia_enabled: bool,
+) -> FixedExtensions:
+    before = [
+        _encoded(
+            x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length if profile.ca else None),
+            True,
+        ),
+        _encoded(key_usage_for(profile, subject_key_algorithm), True),
+    ]
+    if profile.extended_key_usage:
+        before.append(_encoded(x509.ExtendedKeyUsage(list(profile.extended_key_usage)), profile.eku_critical))
+    after_ski = []
+    if issuer.key_identifier is not None:
+        after_ski.append(_encoded(x509.AuthorityKeyIdentifier(issuer.key_identifier, None, None), False))
+    after = []
+    if profile.cdp and issuer.key_identifier is not None:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(urls.crl(issuer.ca_id))],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        after.append(_encoded(x509.CRLDistributionPoints([point]), False))
+    if issuer.key_identifier is not None and (
+        profile.aia == "always" or (profile.aia == "when-ocsp" and aia_enabled)
+    ):
+        after.append(
+            _encoded(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(urls.ocsp(issuer.ca_id)),
+                        ),
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id)),
+                        ),
+                    ]
+                ),
+                False,
+            )
+        )
+    if profile.ocsp_no_check:
+        after.append(_encoded(x509.OCSPNoCheck(), False))
+    oids = frozenset(e.oid for e in (*before, *after_ski, *after)) | {
+        x509.SubjectKeyIdentifier.oid,
+        x509.SubjectAlternativeName.oid,
+    }
+    return FixedExtensions(tuple(before), tuple(after_ski), tuple(after), oids)
+
+
 def build_extensions(
     profile: Profile,
     subject_key: CertificatePublicKeyTypes,
@@ -132,54 +209,21 @@ def build_extensions(
     subject_alt_names: tuple[x509.GeneralName, ...] = (),
     subject_is_empty: bool = False,
     requested: tuple[RequestedExtension, ...] = (),
+    fixed: FixedExtensions | None = None,
 ) -> list[x509.Extension[x509.ExtensionType]]:
-    exts: list[x509.Extension[x509.ExtensionType]] = []
-
-    def add(value: x509.ExtensionType, critical: bool) -> None:
-        exts.append(x509.Extension(value.oid, critical, value))
-
-    add(
-        x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length if profile.ca else None),
-        True,
-    )
-    add(key_usage_for(profile, subject_key_algorithm), True)
-    if profile.extended_key_usage:
-        add(x509.ExtendedKeyUsage(list(profile.extended_key_usage)), profile.eku_critical)
-    add(x509.SubjectKeyIdentifier.from_public_key(subject_key), False)
-    if issuer.key_identifier is not None:
-        add(x509.AuthorityKeyIdentifier(issuer.key_identifier, None, None), False)
+    """All extensions of a certificate; `fixed` may be a cached fixed_extensions() result."""
+    if fixed is None:
+        fixed = fixed_extensions(profile, subject_key_algorithm, issuer, urls, aia_enabled)
+    exts: list[x509.Extension[x509.ExtensionType]] = list(fixed.before_ski)
+    ski = x509.SubjectKeyIdentifier.from_public_key(subject_key)
+    exts.append(x509.Extension(ski.oid, False, ski))
+    exts += fixed.after_ski
     if subject_alt_names:
         # RFC 5280 4.2.1.6: with an empty subject the SAN carries the identity and is critical.
-        add(x509.SubjectAlternativeName(list(subject_alt_names)), subject_is_empty)
-    if profile.cdp and issuer.key_identifier is not None:
-        point = x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(urls.crl(issuer.ca_id))],
-            relative_name=None,
-            reasons=None,
-            crl_issuer=None,
-        )
-        add(x509.CRLDistributionPoints([point]), False)
-    if issuer.key_identifier is not None and (
-        profile.aia == "always" or (profile.aia == "when-ocsp" and aia_enabled)
-    ):
-        add(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(urls.ocsp(issuer.ca_id)),
-                    ),
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.ca_certificate(issuer.ca_id)),
-                    ),
-                ]
-            ),
-            False,
-        )
-    if profile.ocsp_no_check:
-        add(x509.OCSPNoCheck(), False)
-    seen = {e.oid for e in exts}
+        san = x509.SubjectAlternativeName(list(subject_alt_names))
+        exts.append(x509.Extension(san.oid, subject_is_empty, san))
+    exts += fixed.after_san
+    seen = set(fixed.oids)
     for ext in requested:
         checked = requested_extension(profile, ext)
         if checked.oid in seen:

@@ -13,7 +13,7 @@ gateway fills these keys, front-ends read them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,6 +57,17 @@ class Binding:
 
 
 BINDING = web.RequestKey("ceg.binding", Binding)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    """Work a front-end needs done on a schedule (e.g. revoking unconfirmed CMP
+    certificates). A front-end lists them in an optional `periodic_jobs` attribute; the
+    gateway's job runner runs them on the cluster's leader."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[Services], Awaitable[object]]
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ class LiveGateway:
     root_pem: Path  # trust anchor for the HTTPS listener and every issued chain
     root: str  # CA ids
     issuing: str
+    anchors: TrustAnchors | None = None  # the HTTPS listener's client trust store (refresh() it)
 
     @property
     def bindings(self) -> BindingRegistry:
@@ -79,7 +80,8 @@ async def start_gateway(
     await runner.setup()
     context = server_ssl_context(config)
     assert context is not None
-    await TrustAnchors(context).refresh(services)
+    anchors = TrustAnchors(context)
+    await anchors.refresh(services)
     await web.TCPSite(runner, "127.0.0.1", http_port).start()
     await web.TCPSite(runner, "127.0.0.1", https_port, ssl_context=context).start()
     live = LiveGateway(
@@ -91,6 +93,7 @@ async def start_gateway(
         root_pem,
         root,
         issuing,
+        anchors,
     )
     return live, runner
 

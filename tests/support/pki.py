@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from cryptography import x509
@@ -16,6 +17,12 @@ from ca_core.model import KeyAlgorithm
 
 
 def new_key(algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    return generate_private_key(algorithm)
+
+
+@cache
+def shared_key(algorithm: KeyAlgorithm) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """One subscriber key per type for the whole test process (RSA-4096 generation is slow)."""
     return generate_private_key(algorithm)
 
 

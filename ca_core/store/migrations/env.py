@@ -13,8 +13,16 @@ from ca_core.store.tables import metadata
 config = context.config
 
 
+def _applied(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    progress = config.attributes.get("progress")
+    if progress is not None:
+        progress(step.up_revision_id)
+
+
 def _run(connection: Any) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    context.configure(
+        connection=connection, target_metadata=metadata, render_as_batch=True, on_version_apply=_applied
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,0 +1,127 @@
+"""The state-document batches on SQLite, each run as one call in a thread of its own.
+
+Through SQLAlchemy and aiosqlite every statement of a batch is a round trip between the
+event loop and a driver thread, each a hand-over of the GIL; under load those hand-overs,
+not SQLite, were most of the cost of protocol state. Here a batch (a group fetch, or a
+group commit: BEGIN IMMEDIATE, the version check, the executemany's, COMMIT) is one
+call into a dedicated thread using the standard sqlite3 module, which releases the GIL
+while SQLite works. Values are stored exactly as SQLAlchemy stores them for the
+`state_documents` table (JSON text; UTC date-times as "YYYY-MM-DD HH:MM:SS.ffffff"), so
+both paths read each other's rows. Writes hold the database's write gate, like every
+other SQLite write transaction of ceg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ca_core.model import utc
+
+T = TypeVar("T")
+_COLUMNS = ("namespace", "key", "lookup", "document", "version", "expires_at", "created_at", "updated_at")
+SELECT_ALL = f"SELECT {', '.join(_COLUMNS)} FROM state_documents"
+
+
+class Row:
+    """What the state store reads from a row: attributes and `_mapping`, like SQLAlchemy's."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        m = dict(zip(_COLUMNS, values, strict=True))
+        m["document"] = json.loads(m["document"])
+        for name in ("expires_at", "created_at", "updated_at"):
+            if m[name] is not None:
+                m[name] = dt.datetime.fromisoformat(m[name])
+        self._mapping = m
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def stored_time(value: dt.datetime | None) -> str | None:
+    return None if value is None else utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def stored_json(value: Any) -> str:
+    return json.dumps(value)
+
+
+class SqliteDirect:
+    """One reader and one writer connection, each used only by its own thread."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-write")
+        self._local = threading.local()
+        self._closed = False
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._conn()))
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises).
+
+        The caller holds the database's write gate (Database.write_gate), which queues
+        writers of this process and of the other workers."""
+
+        def transaction() -> T:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+
+    def close(self) -> None:
+        if self._closed:  # closing twice (a restart in a test, then teardown) is harmless
+            return
+        self._closed = True
+        for pool in (self._reader, self._writer):
+            pool.submit(self._close_local).result()
+            pool.shutdown(wait=True)
+
+    def _close_local(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def key_filter(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    """A WHERE clause and its parameters matching any of the (namespace, key) pairs."""
+    by_namespace: dict[str, list[str]] = {}
+    for namespace, key in keys:
+        by_namespace.setdefault(namespace, []).append(key)
+    clauses, params = [], []
+    for namespace, names in by_namespace.items():
+        clauses.append(f"(namespace = ? AND key IN ({', '.join('?' * len(names))}))")
+        params.append(namespace)
+        params.extend(names)
+    return " OR ".join(clauses), params

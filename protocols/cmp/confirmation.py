@@ -1,0 +1,93 @@
+"""Certificates the client never accepted (RFC 4210 5.1.1.2, 5.3.18; RFC 9483 4.1.1).
+
+A certificate issued without implicit confirmation is not accepted until the client's
+certConf. If the client rejects it, gives up with an error message, or lets the
+confirmation deadline (confirmWaitTime) pass, the certificate is revoked.
+
+`revoke_overdue(services)` is the periodic part: the gateway's job runner should call it
+about once a minute (any worker may; the compare-and-set on each transaction document
+makes a second caller skip what the first already did). It returns how many
+certificates it revoked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import replace
+
+from ca_core.errors import CegError, Conflict, InvalidState, NotFound
+from ca_core.model import RevocationReason
+from ca_core.services import Services
+from ca_core.status.revocation import StatusChange
+from protocols.cmp.core import TX_NAMESPACE, UNCONFIRMED, Transaction, TxState
+
+log = logging.getLogger(__name__)
+
+ACTOR = "cmp:confirmation"
+
+
+async def revoke_unaccepted(services: Services, tx: Transaction, key: str, why: str) -> Transaction:
+    """End the transaction (state `revoked`) and revoke its certificate.
+
+    The transaction is ended first, by compare-and-set: if a certConf confirmed it in the
+    meantime, Conflict is raised and the certificate stays valid."""
+    now = services.clock.now()
+    ended = replace(tx, state=TxState.REVOKED)
+    await services.store.state.put(
+        TX_NAMESPACE, key, ended.document(), now, tx.version, lookup=None, expires_at=ended.expires_at(now)
+    )
+    if tx.serial is not None:
+        try:
+            await services.revocation.revoke(
+                StatusChange(
+                    serial=tx.serial,
+                    actor=ACTOR,
+                    reason=RevocationReason.UNSPECIFIED,
+                    comment=f"CMP: certificate not accepted ({why})",
+                    ca=tx.ca,
+                )
+            )
+        except (InvalidState, NotFound):
+            pass  # already revoked (or gone with its CA): nothing left to undo
+    return replace(ended, version=tx.version + 1)
+
+
+async def revoke_duplicate(services: Services, tx: Transaction) -> None:
+    """Revoke a certificate issued for a duplicate first message (never delivered)."""
+    assert tx.serial is not None
+    try:
+        await services.revocation.revoke(
+            StatusChange(
+                serial=tx.serial,
+                actor=ACTOR,
+                reason=RevocationReason.UNSPECIFIED,
+                comment="CMP: issued for a duplicate transactionID, never delivered",
+                ca=tx.ca,
+            )
+        )
+    except (InvalidState, NotFound):
+        pass
+
+
+async def revoke_overdue(services: Services, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Revoke every certificate whose confirmation deadline has passed."""
+    now = now or services.clock.now()
+    revoked = 0
+    while True:
+        documents = await services.store.state.find(TX_NAMESPACE, UNCONFIRMED, limit=batch)
+        due = []
+        for doc in documents:
+            tx = Transaction.from_document(doc.document, doc.version)
+            if tx.confirm_by is not None and tx.confirm_by <= now:
+                due.append((doc.key, tx))
+        for key, tx in due:
+            try:
+                await revoke_unaccepted(services, tx, key, "no certConf before confirmWaitTime")
+                revoked += 1
+            except Conflict:
+                continue  # the client's certConf (or another worker) got there first
+            except CegError:
+                log.exception("could not revoke an unconfirmed CMP certificate", extra={"serial": tx.serial})
+        if len(documents) < batch or not due:
+            return revoked
