@@ -5,8 +5,9 @@ Layers, each reusable by the Intune front-end (SCEP plus Intune challenge valida
 - core.py: settings, capabilities, algorithm choices, transaction state (no I/O);
 - challenge.py: the ChallengeVerifier protocol and the none/static/dynamic verifiers,
   and `create_challenge` (one-time challenges, `ceg scep challenge`);
-- ra.py: the RA key and certificate per CA; crl.py: GetCRL's CRL (stopgap);
-- responder.py: the operations over the CA core; routes.py: the HTTP layer.
+- ra.py: the RA key and certificate per CA;
+- responder.py: the operations over the CA core (GetCRL hands out the CA core's
+  published CRL); routes.py: the HTTP layer.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ from protocols.scep.challenge import (
 )
 from protocols.scep.codec import MessageType, PkiMessage, PkiStatus
 from protocols.scep.core import ApprovalMode, Attempt, Outcome, ScepSettings, Step
-from protocols.scep.crl import current_crl
 from protocols.scep.errors import FailInfo, ScepFailure
 from protocols.scep.ra import RaIdentity, RegistrationAuthority
 from protocols.scep.transactions import LoadedTransaction, TransactionStore
@@ -471,7 +470,10 @@ class ScepResponder:
         if not cms.names_equal(issuer, ca.certificate.subject.public_bytes()):
             raise ScepFailure(FailInfo.BAD_CERT_ID, "the issuer named is not this CA")
         if request.message.message_type == MessageType.GET_CRL.value:
-            return _Answer.success(crls=[await current_crl(self._services, ca.id)])
+            crl = await self._services.crls.latest_der(ca.id)
+            if crl is None:  # RFC 8894 3.3.5 has no "no CRL" answer; FAILURE it is
+                raise ScepFailure(FailInfo.BAD_REQUEST, f"CA {ca.id} has no CRL to give now")
+            return _Answer.success(crls=[crl])
         return _Answer.success([await self._certificate(ca.id, format(serial, "x"))])
 
     # --- audit -----------------------------------------------------------------------------------
