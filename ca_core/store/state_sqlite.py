@@ -1,14 +1,23 @@
-"""The state-document batches on SQLite, each run as one call in a thread of its own.
+"""Batches on SQLite through the standard sqlite3 module, without SQLAlchemy and aiosqlite.
 
 Through SQLAlchemy and aiosqlite every statement of a batch is a round trip between the
 event loop and a driver thread, each a hand-over of the GIL; under load those hand-overs,
-not SQLite, were most of the cost of protocol state. Here a batch (a group fetch, or a
-group commit: BEGIN IMMEDIATE, the version check, the executemany's, COMMIT) is one
-call into a dedicated thread using the standard sqlite3 module, which releases the GIL
-while SQLite works. Values are stored exactly as SQLAlchemy stores them for the
-`state_documents` table (JSON text; UTC date-times as "YYYY-MM-DD HH:MM:SS.ffffff"), so
-both paths read each other's rows. Writes hold the database's write gate, like every
-other SQLite write transaction of ceg.
+not SQLite, were most of the cost of protocol state and of storing certificates. Here:
+
+- a write batch (BEGIN IMMEDIATE, its statements, COMMIT: a group commit of state
+  documents, or of certificates and their audit entries) is one call into a dedicated
+  writer thread, which releases the GIL while SQLite syncs to disk;
+- a group fetch runs on the calling thread (the event loop): a WAL reader never waits
+  for the writer, and reading a few rows by primary key costs less than handing them
+  to a thread and back. Its connection has no busy timeout: in the rare moments a read
+  would have to wait (WAL recovery, a checkpoint restarting the log) it is handed to
+  the reader thread, which may wait.
+
+Values are stored exactly as SQLAlchemy stores them (JSON text; UTC date-times as
+"YYYY-MM-DD HH:MM:SS.ffffff"), so both paths read each other's rows. Writes hold the
+database's write gate, like every other SQLite write transaction of ceg. Every
+connection maps the database file into memory (mmap_size), so reading a page another
+worker process changed costs a memory copy rather than a system call.
 """
 
 from __future__ import annotations
@@ -57,8 +66,30 @@ def stored_json(value: Any) -> str:
     return json.dumps(value)
 
 
+# Bytes of the database file mapped into memory by each direct connection (SQLite
+# maps what exists, up to this; the pages are the OS page cache's, shared).
+MMAP_BYTES = 1 << 30
+
+
+def connect(path: str, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")  # a committed certificate survives power loss
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    return conn
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class SqliteDirect:
-    """One reader and one writer connection, each used only by its own thread."""
+    """A writer connection and a fallback reader connection, each used only by its own
+    thread, and a connection for reads on the event loop's thread."""
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -70,14 +101,21 @@ class SqliteDirect:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
+            conn = self._local.conn = connect(self._path)
         return conn
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` (reads only) now on this thread; on the reader thread if it would wait."""
+        conn: sqlite3.Connection | None = getattr(self._local, "now", None)
+        if conn is None:
+            conn = self._local.now = connect(self._path, busy_timeout_ms=0)
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            if conn.in_transaction:
+                conn.rollback()
         return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._conn()))
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -107,11 +145,14 @@ class SqliteDirect:
             pool.submit(self._close_local).result()
             pool.shutdown(wait=True)
 
+        self._close_local()  # the connection of the thread that read on the loop
+
     def _close_local(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for name in ("conn", "now"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
 
 
 def key_filter(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
