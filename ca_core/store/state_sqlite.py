@@ -4,9 +4,11 @@ Through SQLAlchemy and aiosqlite every statement of a batch is a round trip betw
 event loop and a driver thread, each a hand-over of the GIL; under load those hand-overs,
 not SQLite, were most of the cost of protocol state and of storing certificates. Here:
 
-- a write batch (BEGIN IMMEDIATE, its statements, COMMIT: a group commit of state
-  documents, or of certificates and their audit entries) is one call into a dedicated
-  writer thread, which releases the GIL while SQLite syncs to disk;
+- a write batch (a group commit of state documents, or of certificates and their audit
+  entries) runs its statements on the calling thread, in memory, and hands only its
+  COMMIT to a dedicated writer thread, which releases the GIL while SQLite appends to
+  the log and syncs it: one hand-over per batch, where a writer thread running the
+  statements would trade the GIL with the event loop at every row;
 - a group fetch runs on the calling thread (the event loop): a WAL reader never waits
   for the writer, and reading a few rows by primary key costs less than handing them
   to a thread and back. Its connection has no busy timeout: in the rare moments a read
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
@@ -96,6 +99,8 @@ class SqliteDirect:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-write")
         self._local = threading.local()
+        self._loop_writer: sqlite3.Connection | None = None
+        self._committing: asyncio.Future[None] | None = None
         self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
@@ -122,20 +127,38 @@ class SqliteDirect:
         """Run `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises).
 
         The caller holds the database's write gate (Database.write_gate), which queues
-        writers of this process and of the other workers."""
-
-        def transaction() -> T:
-            conn = self._conn()
+        writers of this process and of the other workers, so the write lock is normally
+        free: BEGIN and `fn`'s statements then run on the calling thread (in WAL mode
+        they change only pages in memory) and only the COMMIT, which appends to the log
+        and syncs it, goes to the writer thread. Each statement step releases the GIL,
+        and a writer thread stepping through a batch would trade it with the event loop
+        at every row. Should the lock be taken after all (a process that does not use
+        the gate), the whole transaction runs in the writer thread, which may wait."""
+        loop = asyncio.get_running_loop()
+        if self._committing is not None and not self._committing.done():
+            # A commit whose caller was cancelled: the connection is not free before it ends.
+            await asyncio.wait({self._committing})
+        conn = self._loop_writer
+        if conn is None:
+            conn = self._loop_writer = connect(self._path, busy_timeout_ms=0)
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
                 raise
-            conn.execute("COMMIT")
-            return result
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+            return await loop.run_in_executor(self._writer, functools.partial(_transaction, self._conn, fn))
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        committing = self._committing = loop.run_in_executor(self._writer, _commit, conn)
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            await asyncio.wait({committing})
+            raise
+        return result
 
     def close(self) -> None:
         if self._closed:  # closing twice (a restart in a test, then teardown) is harmless
@@ -146,6 +169,9 @@ class SqliteDirect:
             pool.shutdown(wait=True)
 
         self._close_local()  # the connection of the thread that read on the loop
+        if self._loop_writer is not None:
+            self._loop_writer.close()
+            self._loop_writer = None
 
     def _close_local(self) -> None:
         for name in ("conn", "now"):
@@ -153,6 +179,27 @@ class SqliteDirect:
             if conn is not None:
                 conn.close()
                 setattr(self._local, name, None)
+
+
+def _transaction(connection: Callable[[], sqlite3.Connection], fn: Callable[[sqlite3.Connection], T]) -> T:
+    conn = connection()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def key_filter(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
