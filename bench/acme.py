@@ -426,11 +426,7 @@ async def run(report: Report) -> None:
             ceg_rates: dict[str, float] = {}
             if only != "pebble":
                 for workers in CEG_WORKERS:
-                    shape = (
-                        f"{workers} workers"
-                        if workers != "default"
-                        else f"default workers ({_default_workers()})"
-                    )
+                    shape = f"{workers}w" if workers != "default" else f"{_default_workers()}w, the default"
                     rate = await bench_ceg(work / f"ceg-{workers}", workers, http01, dns_port, tokens, report)
                     if rate:
                         ceg_rates[shape] = rate
@@ -442,7 +438,7 @@ async def run(report: Report) -> None:
         for shape, rate in ceg_rates.items():
             report.add(
                 "acme",
-                f"ceg ({shape}) / pebble",
+                f"ceg {shape} / pebble",
                 f"{rate / pebble_rate:.2f}",
                 "ratio of complete orders per second",
             )
