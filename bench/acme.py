@@ -11,11 +11,18 @@ responder. Pebble runs with its sleeps off (PEBBLE_VA_NOSLEEP=1), no authorizati
 (PEBBLE_AUTHZREUSE=0) and no rejected nonces (PEBBLE_WFE_NONCEREJECT=0); ceg's binding
 has authorization reuse off too. Besides orders per second, the CPU time the server
 processes spent per order is printed: it does not depend on what else the machine runs.
+
+ceg runs in two shapes: one worker process, and the default of `ceg serve` (one worker
+per core, all on the one SQLite file), each against the same Pebble figure; Pebble, a
+single Go process, uses every core. Debian's Pebble 2.4 now and then deadlocks (every
+handler stuck): a run in which no request is answered for STALL_SECONDS is abandoned and
+Pebble restarted, up to PEBBLE_ATTEMPTS times; the figures say how many runs it took.
+
 Environment: CEG_BENCH_ACME_ORDERS (default 600), CEG_BENCH_ACME_CONCURRENCY (16),
-CEG_BENCH_ACME_WORKERS (ceg worker processes, 1),
-CEG_BENCH_ACME_ONLY (ceg or pebble: run one side only), CEG_BENCH_ACME_PYARGS (options
-for the ceg server's interpreter, e.g. "-m cProfile -o ceg.prof"), CEG_BENCH_ACME_KEEP
-(keep the work directory with the servers' logs).
+CEG_BENCH_ACME_WORKERS (comma-separated ceg worker counts, "default" being what `ceg
+serve` picks; default "1,default"), CEG_BENCH_ACME_ONLY (ceg or pebble: run one side
+only), CEG_BENCH_ACME_PYARGS (options for the ceg server's interpreter, e.g. "-m cProfile
+-o ceg.prof"), CEG_BENCH_ACME_KEEP (keep the work directory with the servers' logs).
 """
 
 from __future__ import annotations
@@ -53,10 +60,17 @@ ORDERS = int(os.environ.get("CEG_BENCH_ACME_ORDERS", "600"))
 # Debian's Pebble 2.4 deadlocks (every handler stuck) within a few hundred orders at 32
 # or more concurrent clients, so both servers are driven by 16.
 CONCURRENCY = int(os.environ.get("CEG_BENCH_ACME_CONCURRENCY", "16"))
-# On SQLite one worker process is fastest: several contend for the one write lock.
-CEG_WORKERS = int(os.environ.get("CEG_BENCH_ACME_WORKERS", "1"))
+CEG_WORKERS = [
+    w.strip() for w in os.environ.get("CEG_BENCH_ACME_WORKERS", "1,default").split(",") if w.strip()
+]
 WARMUP = 20
 POLL_SECONDS = 0.02
+STALL_SECONDS = 10.0
+PEBBLE_ATTEMPTS = 3
+
+
+class Stalled(RuntimeError):
+    """No request was answered for STALL_SECONDS."""
 
 
 def free_port() -> int:
@@ -104,6 +118,7 @@ class Driver:
     directory: dict[str, Any] = field(init=False)
     nonces: list[str] = field(default_factory=list)
     requests: int = 0
+    answered: int = 0  # responses read: the watchdog's sign of life
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=CONCURRENCY * 2)
@@ -144,6 +159,7 @@ class Driver:
                 url, data=jws, headers={"Content-Type": "application/jose+json"}
             ) as response:
                 data = await response.read()
+                self.answered += 1
                 if "Replay-Nonce" in response.headers:
                     self.nonces.append(response.headers["Replay-Nonce"])
                 if response.status == 400 and b"badNonce" in data:
@@ -245,6 +261,25 @@ class Figures:
     driver_cpu_ms: float  # this process's CPU per order (client and http-01 responder)
 
 
+async def watched(work: Any, driver: Driver, what: str) -> Any:
+    """Await `work`, abandoning it (Stalled) when the server stops answering."""
+    task = asyncio.ensure_future(work)
+    last, since = driver.answered, time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                return task.result()
+            if driver.answered != last:
+                last, since = driver.answered, time.monotonic()
+            elif time.monotonic() - since > STALL_SECONDS:
+                raise Stalled(f"{what}: no request answered for {STALL_SECONDS:g} s")
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 async def drive(
     directory_url: str, cafile: Path, tokens: dict[str, str], label: str, server_pid: int
 ) -> Figures:
@@ -253,34 +288,37 @@ async def drive(
     driver = Driver(directory_url, context, tokens)
     await driver.start()
     try:
-        accounts = [await driver.register() for _ in range(CONCURRENCY)]
-        warm = make_csrs(WARMUP, f"warm-{label}-")
-        await asyncio.gather(
-            *(driver.complete_order(accounts[i % len(accounts)], n, c) for i, (n, c) in enumerate(warm))
-        )
-        csrs = make_csrs(ORDERS, f"{label}-")
-        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        for item in csrs:
-            queue.put_nowait(item)
-
-        async def worker(account: Account) -> None:
-            while not queue.empty():
-                name, csr = queue.get_nowait()
-                await driver.complete_order(account, name, csr)
-
-        driver.requests = 0
-        cpu_before = cpu_seconds(server_pid)
-        driver_before = time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(a) for a in accounts))
-        elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(server_pid) - cpu_before
-        driver_cpu = time.process_time() - driver_before
-        return Figures(
-            ORDERS / elapsed, ORDERS, driver.requests, cpu * 1000 / ORDERS, driver_cpu * 1000 / ORDERS
-        )
+        return await watched(_drive(driver, label, server_pid), driver, label)
     finally:
         await driver.close()
+
+
+async def _drive(driver: Driver, label: str, server_pid: int) -> Figures:
+    """Accounts and a warm-up, then ORDERS orders timed."""
+    accounts = [await driver.register() for _ in range(CONCURRENCY)]
+    warm = make_csrs(WARMUP, f"warm-{label}-")
+    await asyncio.gather(
+        *(driver.complete_order(accounts[i % len(accounts)], n, c) for i, (n, c) in enumerate(warm))
+    )
+    csrs = make_csrs(ORDERS, f"{label}-")
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in csrs:
+        queue.put_nowait(item)
+
+    async def worker(account: Account) -> None:
+        while not queue.empty():
+            name, csr = queue.get_nowait()
+            await driver.complete_order(account, name, csr)
+
+    driver.requests = 0
+    cpu_before = cpu_seconds(server_pid)
+    driver_before = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(a) for a in accounts))
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before
+    driver_cpu = time.process_time() - driver_before
+    return Figures(ORDERS / elapsed, ORDERS, driver.requests, cpu * 1000 / ORDERS, driver_cpu * 1000 / ORDERS)
 
 
 async def http01_responder(port: int, tokens: dict[str, str]) -> web.AppRunner:
@@ -385,17 +423,25 @@ async def run(report: Report) -> None:
         with process(challtest):
             wait_for_port(dns_mgmt)
             only = os.environ.get("CEG_BENCH_ACME_ONLY", "")
-            ceg_rate = (
-                await bench_ceg(work / "ceg", http01, dns_port, tokens, report) if only != "pebble" else 0
-            )
+            ceg_rates: dict[str, float] = {}
+            if only != "pebble":
+                for workers in CEG_WORKERS:
+                    shape = f"{workers}w" if workers != "default" else f"{_default_workers()}w, the default"
+                    rate = await bench_ceg(work / f"ceg-{workers}", workers, http01, dns_port, tokens, report)
+                    if rate:
+                        ceg_rates[shape] = rate
             pebble_rate = (
                 await bench_pebble(work / "pebble", http01, dns_port, tokens, report) if only != "ceg" else 0
             )
-        if not ceg_rate or not pebble_rate:
+        if not pebble_rate:
             return
-        report.add(
-            "acme", "ceg / pebble", f"{ceg_rate / pebble_rate:.2f}", "ratio of complete orders per second"
-        )
+        for shape, rate in ceg_rates.items():
+            report.add(
+                "acme",
+                f"ceg {shape} / pebble",
+                f"{rate / pebble_rate:.2f}",
+                "ratio of complete orders per second",
+            )
     finally:
         await responder.cleanup()
         if not os.environ.get("CEG_BENCH_ACME_KEEP"):
@@ -404,7 +450,14 @@ async def run(report: Report) -> None:
             print(f"  kept {work}")
 
 
-async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, str], report: Report) -> float:
+def _default_workers() -> int:
+    # What `ceg serve` does without --workers and with server.workers = 0 (the default).
+    return os.cpu_count() or 1
+
+
+async def bench_ceg(
+    data: Path, workers: str, http01: int, dns_port: int, tokens: dict[str, str], report: Report
+) -> float:
     http_port, https_port = free_port(), free_port()
     ceg("init", "--demo", "--http-port", str(http_port), "--https-port", str(https_port), data=data)
     ceg(
@@ -414,6 +467,8 @@ async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, st
         "--set", "authz_reuse_seconds=0",
         data=data,
     )  # fmt: skip
+    count = _default_workers() if workers == "default" else int(workers)
+    flags = [] if workers == "default" else ["--workers", workers]
     with process(
         [
             sys.executable,
@@ -423,25 +478,33 @@ async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, st
             "serve",
             "--data-dir",
             str(data),
-            "--workers",
-            str(CEG_WORKERS),
+            *flags,
         ],
         log=data / "serve.log",
     ) as server:
         wait_for_port(https_port)
         await asyncio.sleep(1.0)  # every worker up
-        got = await drive(
-            f"https://127.0.0.1:{https_port}/acme/issuing/directory",
-            data / "root-ca.pem",
-            tokens,
-            "ceg",
-            server.pid,
-        )
-    note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients, {CEG_WORKERS} workers, SQLite"
-    report.add("acme", "ceg orders/s", f"{got.rate:.1f}", note)
-    report.add("acme", "ceg server CPU ms/order", f"{got.cpu_ms:.1f}", "all worker processes")
+        label = f"ceg{count}"
+        try:
+            got = await drive(
+                f"https://127.0.0.1:{https_port}/acme/issuing/directory",
+                data / "root-ca.pem",
+                tokens,
+                label,
+                server.pid,
+            )
+        except Stalled as exc:
+            report.add("acme", f"ceg {count} workers", "error", str(exc))
+            return 0.0
+    shape = f"{count} worker{'s' if count > 1 else ''}" + (", the default" if workers == "default" else "")
+    note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients, {shape}, SQLite"
+    report.add("acme", f"ceg {count}w orders/s", f"{got.rate:.1f}", note)
+    report.add("acme", f"ceg {count}w server CPU ms/order", f"{got.cpu_ms:.1f}", "all worker processes")
     report.add(
-        "acme", "driver CPU ms/order vs ceg", f"{got.driver_cpu_ms:.1f}", "client and http-01 responder"
+        "acme",
+        f"driver CPU ms/order vs ceg {count}w",
+        f"{got.driver_cpu_ms:.1f}",
+        "client and http-01 responder",
     )
     return got.rate
 
@@ -449,6 +512,31 @@ async def bench_ceg(data: Path, http01: int, dns_port: int, tokens: dict[str, st
 async def bench_pebble(
     work: Path, http01: int, dns_port: int, tokens: dict[str, str], report: Report
 ) -> float:
+    for attempt in range(1, PEBBLE_ATTEMPTS + 1):
+        try:
+            got = await _pebble_run(work / f"run-{attempt}", http01, dns_port, tokens, attempt)
+        except Stalled as exc:
+            print(f"  pebble run {attempt} stalled ({exc}); restarting Pebble", flush=True)
+            continue
+        note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients"
+        if attempt > 1:
+            note += f"; run {attempt} (Pebble deadlocked in {attempt - 1} before)"
+        report.add("acme", "pebble orders/s", f"{got.rate:.1f}", note)
+        report.add("acme", "pebble server CPU ms/order", f"{got.cpu_ms:.1f}", "")
+        report.add(
+            "acme",
+            "driver CPU ms/order vs pebble",
+            f"{got.driver_cpu_ms:.1f}",
+            "client and http-01 responder",
+        )
+        return got.rate
+    report.add("acme", "pebble", "error", f"Pebble deadlocked in all {PEBBLE_ATTEMPTS} runs")
+    return 0.0
+
+
+async def _pebble_run(
+    work: Path, http01: int, dns_port: int, tokens: dict[str, str], attempt: int
+) -> Figures:
     work.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed(work)
     port, management = free_port(), free_port()
@@ -472,11 +560,4 @@ async def bench_pebble(
         log=work / "pebble.log",
     ) as server:
         wait_for_port(port)
-        got = await drive(f"https://127.0.0.1:{port}/dir", cert, tokens, "pebble", server.pid)
-    note = f"{got.orders} orders, {got.requests / got.orders:.1f} requests each, {CONCURRENCY} clients"
-    report.add("acme", "pebble orders/s", f"{got.rate:.1f}", note)
-    report.add("acme", "pebble server CPU ms/order", f"{got.cpu_ms:.1f}", "")
-    report.add(
-        "acme", "driver CPU ms/order vs pebble", f"{got.driver_cpu_ms:.1f}", "client and http-01 responder"
-    )
-    return got.rate
+        return await drive(f"https://127.0.0.1:{port}/dir", cert, tokens, f"pebble{attempt}", server.pid)

@@ -58,6 +58,7 @@ http_port = {http_port}
 https_port = {https_port}
 # public_base_url = "https://pki.example.com"  # base of CRL/OCSP/CA URLs put in certificates
 workers = 0                                    # 0: one worker process per core
+# event_loop = "asyncio"                       # default uvloop
 tls_cert = "tls/server.pem"
 tls_key = "tls/server.key"
 

@@ -6,6 +6,7 @@
   Which certificate a given endpoint accepts is that endpoint's decision.
 - `--workers N` starts N processes that share the ports (SO_REUSEPORT) and the database;
   the parent runs the migrations once before they start.
+- Each worker runs on uvloop unless `server.event_loop = "asyncio"`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import multiprocessing
 import os
 import signal
 import ssl
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from cryptography import x509
@@ -145,12 +148,23 @@ def metrics_directory(config: Config) -> Path:
     return config.data_dir / "run" / "metrics"
 
 
+def run_loop(config: Config, main: Coroutine[Any, Any, None]) -> None:
+    """Run a worker to completion on the configured event loop."""
+    if config.server.event_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)
+    else:
+        asyncio.run(main)
+
+
 def _worker_main(data_dir: str, overrides: dict[str, object]) -> None:
     from gateway.cli import configure_logging, load_with_overrides
 
     config = load_with_overrides(Path(data_dir), overrides)
     configure_logging(config)
-    asyncio.run(run_worker(config, reuse_port=True))
+    run_loop(config, run_worker(config, reuse_port=True))
 
 
 def serve(config: Config, workers: int, overrides: dict[str, object]) -> int:
@@ -159,7 +173,7 @@ def serve(config: Config, workers: int, overrides: dict[str, object]) -> int:
 
     migrate_sync(config.database.resolved_url(config.data_dir))
     if workers <= 1:
-        asyncio.run(run_worker(config, reuse_port=False))
+        run_loop(config, run_worker(config, reuse_port=False))
         return 0
     from gateway.api.metrics import clear_shared
 

@@ -16,6 +16,12 @@ With several worker processes on one SQLite file, writers also take a lock file 
 the database first (`WriteGate`): a waiting writer then sleeps in the kernel until the
 holder is done, instead of SQLite's busy handler polling with sleeps of up to 100 ms,
 which stalls every request in that worker's commit batch.
+
+On a SQLite file, group-committed inserts do not go through SQLAlchemy and aiosqlite
+(a driver-thread round trip per statement) but through the store's direct connection
+(state_sqlite.py): the whole batch is one call into the writer thread, with the rows
+converted by the columns' own SQLAlchemy type processors, so they are stored exactly
+as SQLAlchemy stores them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
 from ca_core.errors import InvalidState
 from ca_core.store import tables as t
+from ca_core.store.sqlite_inserts import InsertBatch, audit_row, commit_inserts
+from ca_core.store.state_sqlite import MMAP_BYTES, SqliteDirect
 
 _MAX_BATCH = 512
 
@@ -69,23 +77,7 @@ class UnitOfWork:
         head = (await self.conn.execute(query)).first()
         last_seq, last_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
         chained = chain(self._audit, last_seq, last_hash)
-        await self.conn.execute(
-            insert(t.audit_log),
-            [
-                {
-                    "seq": c.seq,
-                    "at": c.at,
-                    "action": c.action,
-                    "actor": c.actor,
-                    "ca_id": c.ca_id,
-                    "serial": c.serial,
-                    "detail": c.detail,
-                    "prev_hash": c.prev_hash,
-                    "hash": c.hash,
-                }
-                for c in chained
-            ],
-        )
+        await self.conn.execute(insert(t.audit_log), [audit_row(c) for c in chained])
         new_head = {"seq": chained[-1].seq, "hash": chained[-1].hash}
         if head is None:
             await self.conn.execute(insert(t.audit_head), [{"id": 1, **new_head}])
@@ -166,6 +158,13 @@ class Database:
         self._reader = reader
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        path = self.sqlite_file
+        self._direct = SqliteDirect(path) if path else None
+
+    @property
+    def direct(self) -> SqliteDirect | None:
+        """The direct sqlite3 connections of a SQLite file database (None otherwise)."""
+        return self._direct
 
     @classmethod
     def open(cls, url: str, pool_size: int = 10) -> Database:
@@ -208,6 +207,8 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        if self._direct is not None:
+            self._direct.close()
         if self._gate is not None:
             self._gate.close()
 
@@ -264,6 +265,16 @@ class Database:
 
     async def _commit(self, batch: list[_Pending]) -> dict[int, BaseException]:
         """Write the batch in one transaction; returns the items refused (CA no longer active)."""
+        direct = self._direct
+        if direct is not None:
+            items = [InsertBatch(i.rows, i.audit, i.active_ca) for i in batch]
+            dialect = self._writer.dialect
+            async with self.write_gate():
+                refused_at = await direct.write(lambda conn: commit_inserts(conn, items, dialect))
+            return {
+                id(batch[index]): InvalidState(f"CA {ca} is no longer active", ca=ca)
+                for index, ca in refused_at.items()
+            }
         refused: dict[int, BaseException] = {}
         async with self.transaction() as uow:
             inactive = await self._inactive_cas(uow, {i.active_ca for i in batch if i.active_ca})
@@ -311,6 +322,7 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -32,7 +32,7 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from ca_core.errors import Conflict
 from ca_core.store import tables as t
 from ca_core.store.database import Database
-from ca_core.store.state_sqlite import SELECT_ALL, Row, SqliteDirect, key_filter, stored_json, stored_time
+from ca_core.store.state_sqlite import SELECT_ALL, Row, key_filter, stored_json, stored_time
 
 _T = t.state_documents
 _MAX_BATCH = 256
@@ -69,16 +69,14 @@ _Final = dict[tuple[str, str], tuple[int | None, dict[str, Any] | None, dt.datet
 class StateBatcher:
     def __init__(self, db: Database) -> None:
         self._db = db
-        path = db.sqlite_file
-        self._direct = SqliteDirect(path) if path else None
+        self._direct = db.direct  # the database's: one writer thread for all its batches
         self._writes: list[_Item] = []
         self._write_task: asyncio.Task[None] | None = None
         self._reads: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._read_task: asyncio.Task[None] | None = None
 
     def close(self) -> None:
-        if self._direct is not None:
-            self._direct.close()
+        """Nothing of its own to release: the direct connections are the database's."""
 
     # --- writes -------------------------------------------------------------------------------
 

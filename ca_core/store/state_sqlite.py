@@ -1,20 +1,32 @@
-"""The state-document batches on SQLite, each run as one call in a thread of its own.
+"""Batches on SQLite through the standard sqlite3 module, without SQLAlchemy and aiosqlite.
 
 Through SQLAlchemy and aiosqlite every statement of a batch is a round trip between the
 event loop and a driver thread, each a hand-over of the GIL; under load those hand-overs,
-not SQLite, were most of the cost of protocol state. Here a batch (a group fetch, or a
-group commit: BEGIN IMMEDIATE, the version check, the executemany's, COMMIT) is one
-call into a dedicated thread using the standard sqlite3 module, which releases the GIL
-while SQLite works. Values are stored exactly as SQLAlchemy stores them for the
-`state_documents` table (JSON text; UTC date-times as "YYYY-MM-DD HH:MM:SS.ffffff"), so
-both paths read each other's rows. Writes hold the database's write gate, like every
-other SQLite write transaction of ceg.
+not SQLite, were most of the cost of protocol state and of storing certificates. Here:
+
+- a write batch (a group commit of state documents, or of certificates and their audit
+  entries) runs its statements on the calling thread, in memory, and hands only its
+  COMMIT to a dedicated writer thread, which releases the GIL while SQLite appends to
+  the log and syncs it: one hand-over per batch, where a writer thread running the
+  statements would trade the GIL with the event loop at every row;
+- a group fetch runs on the calling thread (the event loop): a WAL reader never waits
+  for the writer, and reading a few rows by primary key costs less than handing them
+  to a thread and back. Its connection has no busy timeout: in the rare moments a read
+  would have to wait (WAL recovery, a checkpoint restarting the log) it is handed to
+  the reader thread, which may wait.
+
+Values are stored exactly as SQLAlchemy stores them (JSON text; UTC date-times as
+"YYYY-MM-DD HH:MM:SS.ffffff"), so both paths read each other's rows. Writes hold the
+database's write gate, like every other SQLite write transaction of ceg. Every
+connection maps the database file into memory (mmap_size), so reading a page another
+worker process changed costs a memory copy rather than a system call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
@@ -57,47 +69,96 @@ def stored_json(value: Any) -> str:
     return json.dumps(value)
 
 
+# Bytes of the database file mapped into memory by each direct connection (SQLite
+# maps what exists, up to this; the pages are the OS page cache's, shared).
+MMAP_BYTES = 1 << 30
+
+
+def connect(path: str, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")  # a committed certificate survives power loss
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    return conn
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class SqliteDirect:
-    """One reader and one writer connection, each used only by its own thread."""
+    """A writer connection and a fallback reader connection, each used only by its own
+    thread, and a connection for reads on the event loop's thread."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ceg-state-write")
         self._local = threading.local()
+        self._loop_writer: sqlite3.Connection | None = None
+        self._committing: asyncio.Future[None] | None = None
         self._closed = False
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
+            conn = self._local.conn = connect(self._path)
         return conn
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` (reads only) now on this thread; on the reader thread if it would wait."""
+        conn: sqlite3.Connection | None = getattr(self._local, "now", None)
+        if conn is None:
+            conn = self._local.now = connect(self._path, busy_timeout_ms=0)
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            if conn.in_transaction:
+                conn.rollback()
         return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._conn()))
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises).
 
         The caller holds the database's write gate (Database.write_gate), which queues
-        writers of this process and of the other workers."""
-
-        def transaction() -> T:
-            conn = self._conn()
+        writers of this process and of the other workers, so the write lock is normally
+        free: BEGIN and `fn`'s statements then run on the calling thread (in WAL mode
+        they change only pages in memory) and only the COMMIT, which appends to the log
+        and syncs it, goes to the writer thread. Each statement step releases the GIL,
+        and a writer thread stepping through a batch would trade it with the event loop
+        at every row. Should the lock be taken after all (a process that does not use
+        the gate), the whole transaction runs in the writer thread, which may wait."""
+        loop = asyncio.get_running_loop()
+        if self._committing is not None and not self._committing.done():
+            # A commit whose caller was cancelled: the connection is not free before it ends.
+            await asyncio.wait({self._committing})
+        conn = self._loop_writer
+        if conn is None:
+            conn = self._loop_writer = connect(self._path, busy_timeout_ms=0)
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
                 raise
-            conn.execute("COMMIT")
-            return result
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+            return await loop.run_in_executor(self._writer, functools.partial(_transaction, self._conn, fn))
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        committing = self._committing = loop.run_in_executor(self._writer, _commit, conn)
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            await asyncio.wait({committing})
+            raise
+        return result
 
     def close(self) -> None:
         if self._closed:  # closing twice (a restart in a test, then teardown) is harmless
@@ -107,11 +168,38 @@ class SqliteDirect:
             pool.submit(self._close_local).result()
             pool.shutdown(wait=True)
 
+        self._close_local()  # the connection of the thread that read on the loop
+        if self._loop_writer is not None:
+            self._loop_writer.close()
+            self._loop_writer = None
+
     def _close_local(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for name in ("conn", "now"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
+
+
+def _transaction(connection: Callable[[], sqlite3.Connection], fn: Callable[[sqlite3.Connection], T]) -> T:
+    conn = connection()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def key_filter(keys: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:

@@ -49,8 +49,11 @@ class ParsedCsr:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def parse_csr(der: bytes) -> ParsedCsr:
-    """Parse a DER PKCS#10 and verify its signature (proof of possession)."""
+def parse_csr(der: bytes, verify_signature: bool = True) -> ParsedCsr:
+    """Parse a DER PKCS#10 and verify its signature (proof of possession).
+
+    `verify_signature=False` is for a front-end reading the names of a CSR it will hand
+    to IssuanceService, which verifies the signature itself: once is enough."""
     if len(der) > MAX_CSR_BYTES:
         raise BadCsr(f"CSR larger than {MAX_CSR_BYTES} bytes")
     try:
@@ -62,6 +65,8 @@ def parse_csr(der: bytes) -> ParsedCsr:
     except (ValueError, TypeError) as exc:
         raise BadCsr(f"CSR public key is not usable: {exc}") from None
     algorithm = KeyAlgorithm.of_public_key(key)
+    if not verify_signature:
+        return ParsedCsr(csr, algorithm, key)
     try:
         valid = csr.is_signature_valid
     except Exception as exc:  # cryptography raises several types for odd algorithms

@@ -19,6 +19,7 @@ Counters stay monotonic because a worker's file outlives it until `ceg serve` re
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import math
@@ -84,7 +85,7 @@ class Histogram:
             if len(self.values) >= _MAX_SERIES:
                 return
             series = self.values[labels] = [0.0] * (len(self.buckets) + 2)
-        index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
+        index = bisect.bisect_left(self.buckets, value)  # the first bucket with value <= bound
         series[index] += 1
         series[-1] += value
 

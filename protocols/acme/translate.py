@@ -85,9 +85,10 @@ def problem_of(exc: CegError, finalizing: bool = False) -> AcmeProblem:
 
 
 def parse_order_csr(der: bytes) -> tuple[ParsedCsr, set[Identifier], str | None]:
-    """The CSR (signature verified), the identifiers it names, and its CN if any."""
+    """The CSR, the identifiers it names, and its CN if any. Its signature is checked
+    once, by IssuanceService (a failure there is badCSR and reopens the order)."""
     try:
-        parsed = parse_csr(der)
+        parsed = parse_csr(der, verify_signature=False)
         sans = parsed.subject_alt_names()
     except CegError as exc:
         raise problem_of(exc, finalizing=True) from None

@@ -258,6 +258,12 @@ async def test_bad_csr_is_refused_and_the_order_stays_ready(
     # Garbage instead of a CSR.
     garbage = await post(acme_c, order.body.finalize, {"csr": jose.b64.b64encode(b"\x30\x03junk").decode()})
     assert garbage.status_code == 400 and garbage.json()["type"] == ERR + "badCSR"
+    # A CSR whose signature does not verify: no proof of possession (checked by the CA core).
+    good = x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
+    forged = good[:-1] + bytes([good[-1] ^ 1])
+    unsigned = await post(acme_c, order.body.finalize, {"csr": jose.b64.b64encode(forged).decode()})
+    assert unsigned.status_code == 400 and unsigned.json()["type"] == ERR + "badCSR"
+    assert "signature" in unsigned.json()["detail"]
     # The order is still ready, and the right CSR completes it.
     done = await in_thread(acme_c.finalize_order, order, deadline)
     assert done.fullchain_pem
