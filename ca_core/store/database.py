@@ -30,12 +30,14 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
@@ -269,8 +271,12 @@ class Database:
         if direct is not None:
             items = [InsertBatch(i.rows, i.audit, i.active_ca) for i in batch]
             dialect = self._writer.dialect
-            async with self.write_gate():
-                refused_at = await direct.write(lambda conn: commit_inserts(conn, items, dialect))
+            try:
+                async with self.write_gate():
+                    refused_at = await direct.write(lambda conn: commit_inserts(conn, items, dialect))
+            except sqlite3.IntegrityError as exc:
+                # callers see the same error whichever path wrote (a duplicate key is theirs to handle)
+                raise IntegrityError("group commit", None, exc) from exc
             return {
                 id(batch[index]): InvalidState(f"CA {ca} is no longer active", ca=ca)
                 for index, ca in refused_at.items()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from ca_core.audit import AuditEntry
 from ca_core.errors import InvalidState
@@ -167,7 +168,7 @@ async def test_a_failing_item_fails_alone(tmp_path: Path, serial: str) -> None:
             ),
             return_exceptions=True,
         )
-        assert isinstance(results[0], sqlite3.IntegrityError) and results[1] is None
+        assert isinstance(results[0], IntegrityError) and results[1] is None
         assert [e.serial for e in await store.audit.entries()] == [serial, "other"]
         assert await store.audit.verify() == []
     finally:

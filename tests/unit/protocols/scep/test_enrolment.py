@@ -287,4 +287,7 @@ async def test_twin_requests_at_once_never_make_two_certificates(scep: Scep) -> 
     page = await scep.services.store.certificates.search(CertificateQuery(ca="issuing", text="twin.example"))
     assert page.total == 1
     again = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-twin")))
-    assert again.certificate.serial_number == next(r for r in replies if r.certificates).certificate.serial_number
+    assert (
+        again.certificate.serial_number
+        == next(r for r in replies if r.certificates).certificate.serial_number
+    )
