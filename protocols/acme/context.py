@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -18,12 +17,11 @@ from aiohttp import web
 from ca_core.services import Services
 from protocols._shared.web import Binding
 from protocols.acme.jws import PublicKey, canonical_jwk, jwk_of, public_key_of, thumbprint
-from protocols.acme.repository import PURGED_NAMESPACES, AcmeRepository
+from protocols.acme.repository import AcmeRepository
 from protocols.acme.settings import AcmeSettings
 from protocols.acme.validation import ChallengeValidator
 
 _KEY_CACHE_SIZE = 4096
-_PURGE_SECONDS = 300.0
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -37,7 +35,6 @@ class AcmeContext:
         self._keys: dict[str, tuple[PublicKey, str]] = {}
         self._repository: AcmeRepository | None = None
         self._settings: tuple[Binding, AcmeSettings] | None = None
-        self._last_purge = time.monotonic()
 
     def repository(self, services: Services) -> AcmeRepository:
         if self._repository is None:
@@ -76,22 +73,6 @@ class AcmeContext:
                 self._keys.clear()
             self._keys[raw] = hit
         return hit
-
-    def purge_if_due(self, services: Services) -> None:
-        """Remove expired ACME documents (used nonces above all: one per request) now and
-        then; every worker may do it, deleting what has expired is idempotent."""
-        now = time.monotonic()
-        if now - self._last_purge < _PURGE_SECONDS:
-            return
-        self._last_purge = now
-        self.spawn(self._purge(services))
-
-    async def _purge(self, services: Services) -> None:
-        try:
-            for namespace in PURGED_NAMESPACES:
-                await services.store.state.purge_expired(services.clock.now(), namespace)
-        except Exception:  # the next purge tries again; requests must not notice
-            log.warning("purging expired ACME state failed", exc_info=True)
 
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coroutine)

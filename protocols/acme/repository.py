@@ -14,7 +14,9 @@ any of them. Namespaces (the documents are model.py's `to_doc`):
   acme-replaced     serial -> order id: certificates already renewed (RFC 9773 5)
 
 Updates are compare-and-set on the document version: a Conflict means another worker
-changed the document first; callers re-read and decide again.
+changed the document first; callers re-read and decide again. Documents with an expiry
+(nonces, orders, authorizations, replaced serials) are deleted once it passes by the
+gateway's state-purge job (gateway/jobs.py), which runs on one worker only.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ NS_NONCE = "acme-nonce"
 NS_SECRET = "acme-secret"
 NS_REPLACED = "acme-replaced"
 
-# Documents with an expiry, removed once it passes (AcmeContext.purge_if_due).
-PURGED_NAMESPACES = (NS_NONCE, NS_ORDER, NS_AUTHZ, NS_REPLACED)
 
 # How long finished orders and authorizations stay readable after they expire.
 KEEP_AFTER_EXPIRY = dt.timedelta(days=30)

@@ -153,7 +153,6 @@ async def acme_envelope(request: web.Request, handler: Handler) -> web.StreamRes
             response.headers["Allow"] = exc.headers.get("Allow", "POST")
     services = services_of(request)
     ctx = request.app[ACME_CONTEXT]
-    ctx.purge_if_due(services)
     key = await ctx.nonce_key(services)
     response.headers["Replay-Nonce"] = nonces.mint(key, services.clock.now(), services.random_bytes)
     response.headers["Cache-Control"] = "no-store"
