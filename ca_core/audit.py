@@ -26,6 +26,7 @@ class Action:
     CA_CREATED = "ca.created"
     CA_CSR_EXPORTED = "ca.csr_exported"
     CA_CERT_IMPORTED = "ca.cert_imported"
+    CA_CERT_REFUSED = "ca.cert_refused"  # an operator's certificate for a CA, not accepted
     CA_DELETED = "ca.deleted"
     CA_SERVICES_CHANGED = "ca.services_changed"
     CERT_ISSUED = "certificate.issued"

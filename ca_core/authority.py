@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
@@ -418,35 +419,20 @@ class Authority:
     async def import_certificate(
         self, ca_id: str, certificate_der: bytes, actor: str = "system"
     ) -> CertificateAuthority:
-        """Accept the external root's signature on our CSR: key, CA-ness and chain checked."""
+        """Accept the external root's signature on our CSR: key, CA-ness and chain checked.
+        A refused certificate is audited (with its SHA-256) and changes nothing else."""
         ca = await self.get(ca_id, fresh=True)
         if ca.state is not CaState.CSR_READY or ca.signer is None or ca.record.parent_id is None:
             raise InvalidState(f"CA {ca_id} is {ca.state.value}, not waiting for a certificate")
         root = await self.get(ca.record.parent_id, fresh=True)
-        try:
-            cert = x509.load_der_x509_certificate(certificate_der)
-        except ValueError as exc:
-            raise BadRequest(f"certificate does not parse: {exc}") from None
-        ours = ca.signer.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        theirs = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        if ours != theirs:
-            raise BadRequest("the certificate does not carry this CA's public key")
-        if not _is_ca(cert):
-            raise BadRequest("the certificate is not a CA certificate (basicConstraints cA=true)")
-        assert root.certificate is not None
-        if cert.issuer != root.certificate.subject or not _signed_by(cert, root.certificate):
-            raise BadRequest(f"the certificate is not signed by the external root {root.id}")
-        if not _has_ski(cert):
-            raise BadRequest("the certificate has no subjectKeyIdentifier (RFC 5280 4.2.1.2)")
-        if not _signs_certificates_and_crls(cert):
-            raise BadRequest("the certificate's keyUsage lacks keyCertSign or cRLSign (RFC 5280 4.2.1.3)")
         now = self._clock.now()
-        if utc(cert.not_valid_after_utc) <= now:
-            raise BadRequest("the certificate has already expired")
+        try:
+            cert = _checked_import(ca, root, certificate_der, now)
+        except BadRequest as exc:
+            detail = {"reason": exc.message, "sha256": hashlib.sha256(certificate_der).hexdigest()}
+            entry = AuditEntry(now, Action.CA_CERT_REFUSED, actor, ca_id, detail=detail)
+            await self._store.db.insert_batched([], [entry])
+            raise
         async with self._store.db.transaction() as uow:
             current = await self._store.cas.get_for_update(uow, ca_id)
             if current is None or current.state is not CaState.CSR_READY:
@@ -683,6 +669,36 @@ class Authority:
         except IntegrityError:
             raise Conflict(f"a CA with id {record.id!r} already exists", ca=record.id) from None
         self.forget(record.id)
+
+
+def _checked_import(
+    ca: CertificateAuthority, root: CertificateAuthority, certificate_der: bytes, now: dt.datetime
+) -> x509.Certificate:
+    """The operator's certificate for `ca`, if it is one we may accept; else BadRequest."""
+    try:
+        cert = x509.load_der_x509_certificate(certificate_der)
+    except ValueError as exc:
+        raise BadRequest(f"certificate does not parse: {exc}") from None
+    assert ca.signer is not None and root.certificate is not None
+    ours = ca.signer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    theirs = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if ours != theirs:
+        raise BadRequest("the certificate does not carry this CA's public key")
+    if not _is_ca(cert):
+        raise BadRequest("the certificate is not a CA certificate (basicConstraints cA=true)")
+    if cert.issuer != root.certificate.subject or not _signed_by(cert, root.certificate):
+        raise BadRequest(f"the certificate is not signed by the external root {root.id}")
+    if not _has_ski(cert):
+        raise BadRequest("the certificate has no subjectKeyIdentifier (RFC 5280 4.2.1.2)")
+    if not _signs_certificates_and_crls(cert):
+        raise BadRequest("the certificate's keyUsage lacks keyCertSign or cRLSign (RFC 5280 4.2.1.3)")
+    if utc(cert.not_valid_after_utc) <= now:
+        raise BadRequest("the certificate has already expired")
+    return cert
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

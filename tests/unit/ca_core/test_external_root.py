@@ -7,6 +7,7 @@ register_external_root -> create_external_issuing (key generated here, state csr
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,9 @@ async def test_import_refusals(services: Services, tmp_path: Path, problem: str)
         await services.authority.import_certificate("issuing", certificate)
     ca = await services.authority.get("issuing", fresh=True)
     assert ca.state is CaState.CSR_READY and ca.record.certificate is None
+    refused = [e for e in await services.store.audit.entries(ca="issuing") if e.action == "ca.cert_refused"]
+    assert len(refused) == 1 and message in refused[0].detail["reason"]
+    assert refused[0].detail["sha256"] == hashlib.sha256(certificate).hexdigest()
     # The right certificate is still accepted afterwards.
     ca = await services.authority.import_certificate("issuing", sign_csr(root, csr_der))
     assert ca.state is CaState.ACTIVE
