@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from ca_core.model import CertStatus, KeyAlgorithm, RevocationReason, Service
+from protocols.scep.core import MAX_CHALLENGE_TTL
 
 Schema = dict[str, Any]
 
@@ -652,6 +653,17 @@ def _admin_schemas() -> Schema:
                 "settings": OBJECT,
             }
         ),
+        "Challenge": obj(
+            {
+                "challenge": STRING,
+                "id": STRING,
+                "ca": STRING,
+                "protocol": STRING,
+                "subject": NULLABLE_STRING,
+                "expires_at": STRING,
+            },
+            ("challenge", "id", "ca", "protocol", "subject", "expires_at"),
+        ),
         "Credential": credential,
         "CredentialList": obj({"items": array(ref("Credential"))}, ("items",)),
         "CreateCredential": obj(
@@ -824,6 +836,24 @@ def admin_document() -> Schema:
             "delete": op(
                 "deleteBinding", "Remove a binding", "Bindings", (200, OBJECT), (404,), (_CA, _PROTOCOL)
             ),
+        },
+        "/cas/{ca}/bindings/{protocol}/challenges": {
+            "post": op(
+                "createChallenge",
+                "A one-time challengePassword for a binding with dynamic challenges (SCEP);"
+                " the secret is in this response only",
+                "Bindings",
+                (201, ref("Challenge")),
+                (400, 404),
+                (_CA, path_param("protocol", "protocol front-end name", "scep")),
+                obj(
+                    {
+                        "subject": {"type": "string", "description": "RFC 4514 DN the CSR must carry"},
+                        "ttl_seconds": {"type": "integer", "minimum": 60, "maximum": MAX_CHALLENGE_TTL},
+                    },
+                    (),
+                ),
+            )
         },
         "/credentials": {
             "get": op(

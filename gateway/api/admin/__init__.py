@@ -1,5 +1,5 @@
 """ceg's own administration API, served at `/api/v1`: CAs, services, gateway bindings,
-credentials, certificates, approvals and the audit log. Errors are
+credentials, one-time enrolment challenges, certificates, approvals and the audit log. Errors are
 `{"error": {"code", "message", "target"}, "request_id"}` with the status chosen by
 gateway/api/errors.py."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.admin import access, approvals, audit, bindings, cas, certificates
+from gateway.api.admin import access, approvals, audit, bindings, cas, certificates, challenges
 from gateway.api.admin.common import API, errors, services_of
 from gateway.api.auth import Permission, authorize
 from gateway.api.openapi import admin_document
@@ -59,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/cas/{ca}/bindings/{protocol}", bindings.get_binding, "getBinding"),
     Route("PUT", "/cas/{ca}/bindings/{protocol}", bindings.put_binding, "putBinding"),
     Route("DELETE", "/cas/{ca}/bindings/{protocol}", bindings.delete_binding, "deleteBinding"),
+    Route("POST", "/cas/{ca}/bindings/{protocol}/challenges", challenges.create, "createChallenge"),
     Route("GET", "/credentials", access.list_credentials, "listCredentials"),
     Route("POST", "/credentials", access.create_credential, "createCredential"),
     Route("DELETE", "/credentials/{id}", access.revoke_credential, "revokeCredential"),

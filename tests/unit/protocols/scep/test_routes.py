@@ -95,3 +95,44 @@ async def test_unknown_ca_is_404(gateway: LiveGateway) -> None:
         session.get(f"{gateway.http}/scep/nope", params={"operation": "GetCACaps"}) as resp,
     ):
         assert resp.status == 404
+
+
+async def test_one_time_challenges_through_the_admin_api(gateway: LiveGateway) -> None:
+    """POST /api/v1/cas/{ca}/bindings/scep/challenges: what `ceg scep challenge` does, for
+    an MDM or a portal; the challenge enrols once, then is refused."""
+    services = gateway.services
+    officer = (await services.credentials.create_token("portal", "officer")).secret
+    auditor = (await services.credentials.create_token("reader", "auditor")).secret
+    api = f"{gateway.http}/api/v1/cas/{gateway.issuing}/bindings"
+    url = f"{gateway.http}/scep/{gateway.issuing}"
+    async with aiohttp.ClientSession() as session:
+
+        async def create(token: str, protocol: str = "scep", **body: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(f"{api}/{protocol}/challenges", json=body, headers=headers) as resp:
+                return resp.status, await resp.json()
+
+        status, body = await create(officer)
+        assert status == 400 and "not 'dynamic'" in body["error"]["message"], "static binding"
+        await gateway.bindings.put("scep", gateway.issuing, {"challenge": "dynamic"})
+        status, issued = await create(officer, subject="CN=api.example", ttl_seconds=600)
+        assert status == 201, issued
+        assert issued["subject"] == "CN=api.example" and issued["protocol"] == "scep"
+        assert len(issued["challenge"]) == 32 and issued["expires_at"].endswith("Z")
+        assert (await create(auditor))[0] == 403
+        assert (await create(officer, "est"))[0] == 404
+        assert (await create(officer, ttl_seconds=5))[0] == 400
+
+        peer = ScepPeer.new(await _ra(session, url))
+        replies = []
+        for tx in ("tx-api-1", "tx-api-2"):
+            body_ = peer.request(
+                MessageType.PKCS_REQ, scep_csr(peer.key, "api.example", issued["challenge"]), tx
+            )
+            async with session.post(url, params={"operation": "PKIOperation"}, data=body_) as resp:
+                replies.append(peer.read(await resp.read()))
+    assert replies[0].status is PkiStatus.SUCCESS
+    assert replies[1].status is PkiStatus.FAILURE, "a one-time challenge enrols once"
+    audit = await services.store.audit.entries(ca=gateway.issuing)
+    created = [e for e in audit if e.action == "scep.challenge_created"]
+    assert [(e.actor, e.detail["id"]) for e in created] == [("api:portal", issued["id"])]
