@@ -3,11 +3,14 @@
 - Private keys are created with CKA_SENSITIVE=true, CKA_EXTRACTABLE=false, CKA_TOKEN=true.
 - One session is opened and logged in once and reused for every operation (not one
   login per signature); see Pkcs11Token for why calls are serialised.
-- `blocking` is measured, not assumed: a key whose signature takes under
-  INLINE_SIGN_SECONDS on this token (SoftHSM or a local HSM signing ECDSA) signs on the
-  caller's thread like a file key; slower ones (RSA, a network HSM) go to the executor.
-  A hop to a thread costs more than such a signature, and python-pkcs11 releases the
-  GIL around each C_Sign, so a signing thread waits for a busy event loop at every call.
+- `blocking` is measured, not assumed (`signs_inline`): a key whose signature takes
+  under INLINE_SIGN_SECONDS on this token (SoftHSM or a local HSM signing ECDSA) signs on
+  the caller's thread like a file key, and so does one that is slower but spends that
+  time on this process's CPU (SoftHSM signing RSA-2048), up to INLINE_CPU_SIGN_SECONDS.
+  Such a signature gains nothing from a thread: python-pkcs11 releases the GIL around
+  each C_ call and must take it back from a busy event loop after each, which cost more
+  CPU than the signature (measured: 1,255 against 776 us of CPU per RSA-2048
+  certificate). A signature that waits (a network HSM) or is long goes to the executor.
   While another thread holds the token, every key counts as blocking.
 - SoftHSM 2.6 has no CKM_ECDSA_SHA256/384/512, so ECDSA hashes in software, signs the
   digest with CKM_ECDSA and converts the raw r||s to DER (RFC 3279 Ecdsa-Sig-Value).
@@ -42,8 +45,11 @@ _CURVE_NAMES = {
     KeyAlgorithm.EC_P384: "secp384r1",
     KeyAlgorithm.EC_P521: "secp521r1",
 }
-# Signatures faster than this (best of a few probes at load) are made on the caller's thread.
+# Signatures faster than this (best of a few probes at load) are made on the caller's thread,
 INLINE_SIGN_SECONDS = 250e-6
+# and so are those up to this long that are CPU work in this process (a software token).
+INLINE_CPU_SIGN_SECONDS = 1e-3
+_CPU_BOUND_SHARE = 0.8
 _PROBES = 5
 
 _RSA_MECHANISMS = {
@@ -201,6 +207,14 @@ def _public_key_of(public: Any) -> CertificateIssuerPublicKeyTypes:
     return rsa.RSAPublicNumbers(exponent, modulus).public_key()
 
 
+def signs_inline(wall_seconds: float, cpu_seconds: float) -> bool:
+    """Whether a key whose probe signature took `wall_seconds`, `cpu_seconds` of them on
+    this thread's CPU, should sign on the caller's thread (see the module docstring)."""
+    if wall_seconds <= INLINE_SIGN_SECONDS:
+        return True
+    return wall_seconds <= INLINE_CPU_SIGN_SECONDS and cpu_seconds >= _CPU_BOUND_SHARE * wall_seconds
+
+
 class Pkcs11Signer:
     def __init__(
         self,
@@ -220,15 +234,17 @@ class Pkcs11Signer:
 
     def calibrate(self) -> None:
         """Time a few signatures: a fast key signs inline (see the module docstring)."""
-        best = float("inf")
+        best, best_cpu = float("inf"), 0.0
         try:
             for _ in range(_PROBES):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 self.sign(b"ceg signature timing probe")
-                best = min(best, time.perf_counter() - started)
+                wall = time.perf_counter() - started
+                if wall < best:
+                    best, best_cpu = wall, time.thread_time() - cpu_started
         except KeyBackendError:
             return  # a key that cannot sign (yet) stays on the executor
-        self._blocking = best > INLINE_SIGN_SECONDS
+        self._blocking = not signs_inline(best, best_cpu)
 
     @property
     def key_ref(self) -> str:

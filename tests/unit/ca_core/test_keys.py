@@ -244,14 +244,20 @@ def test_hash_pairs_match_the_signature_algorithms() -> None:
 def test_fast_token_keys_sign_inline_unless_the_token_is_busy(
     softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keys are calibrated at load: RSA-3072 on SoftHSM is slower than the inline bound;
-    with the bound raised (a loaded test machine can slow any probe), EC signs inline."""
+    """Keys are calibrated at load: with the bounds lowered, RSA-3072 on SoftHSM is slower
+    than both; with them raised (a loaded test machine can slow any probe), EC and RSA-2048
+    sign inline (SoftHSM's RSA is CPU work in this process)."""
     import ca_core.keys.pkcs11 as backend
 
     store = pkcs11_keystore(softhsm_token)
     try:
+        monkeypatch.setattr(backend, "INLINE_SIGN_SECONDS", 1e-6)
+        monkeypatch.setattr(backend, "INLINE_CPU_SIGN_SECONDS", 2e-6)
         rsa_signer = store.generate(f"slow-{os.urandom(3).hex()}", KeyAlgorithm.RSA_3072)
         assert rsa_signer.blocking
+        monkeypatch.setattr(backend, "INLINE_CPU_SIGN_SECONDS", 1.0)
+        monkeypatch.setattr(backend, "_CPU_BOUND_SHARE", 0.0)  # whatever else the machine runs
+        assert not store.generate(f"cpu-{os.urandom(3).hex()}", KeyAlgorithm.RSA_2048).blocking
         monkeypatch.setattr(backend, "INLINE_SIGN_SECONDS", 1.0)
         ec_signer = store.generate(f"fast-{os.urandom(3).hex()}", KeyAlgorithm.EC_P256)
         assert not ec_signer.blocking
@@ -260,3 +266,14 @@ def test_fast_token_keys_sign_inline_unless_the_token_is_busy(
         assert not ec_signer.blocking
     finally:
         store.close()
+
+
+def test_which_signatures_are_made_inline() -> None:
+    """Fast ones; slower ones only while they are this process's CPU work and short (a
+    network HSM's wait, or a multi-millisecond signature, goes to a thread)."""
+    from ca_core.keys.pkcs11 import signs_inline
+
+    assert signs_inline(100e-6, 0.0)  # fast, whatever it is
+    assert signs_inline(460e-6, 450e-6)  # SoftHSM RSA-2048: CPU-bound, under 1 ms
+    assert not signs_inline(460e-6, 20e-6)  # as long, but waiting on a network HSM
+    assert not signs_inline(3e-3, 3e-3)  # RSA-4096 in software: too long to hold the loop
