@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,10 @@ class ChainProblem:
 
 
 def verify_chain(
-    rows: Iterable[ChainedEntry], head_seq: int | None = None, head_hash: str | None = None
+    rows: Iterable[ChainedEntry],
+    head_seq: int | None = None,
+    head_hash: str | None = None,
+    anchors: Mapping[int, str] | None = None,
 ) -> list[ChainProblem]:
     """Check the stored log; returns the problems found (empty when intact), each naming a row.
 
@@ -139,8 +142,14 @@ def verify_chain(
     content (the sequence number is hashed) nor follows its predecessor. The head row
     catches rows removed from the end (the first missing number is named). A row edited
     *and* re-hashed is named through its successor, whose prev_hash no longer matches.
+
+    Someone who can write the database can still cut the end off the log and move the
+    head row back, or rewrite and re-hash the whole log. `anchors` ({seq: hash}, taken
+    earlier with `ceg audit head` and kept outside the database) catch both: an anchored
+    entry must still be there with the same hash.
     """
     problems: list[ChainProblem] = []
+    seen_anchors: set[int] = set()
     expected_seq, prev = 1, GENESIS_HASH
     last_seq, last_hash = 0, GENESIS_HASH
     for row in rows:
@@ -166,8 +175,16 @@ def verify_chain(
         )
         if recomputed != row.hash:
             problems.append(ChainProblem(row.seq, "content does not match its hash (edited or renumbered)"))
+        if anchors and row.seq in anchors:
+            seen_anchors.add(row.seq)
+            if anchors[row.seq] != row.hash:
+                problems.append(
+                    ChainProblem(row.seq, "hash differs from the anchor kept for it (rewritten?)")
+                )
         expected_seq, prev = row.seq + 1, row.hash
         last_seq, last_hash = row.seq, row.hash
+    for seq in sorted(set(anchors or ()) - seen_anchors):
+        problems.append(ChainProblem(seq, "an anchor was kept for this entry, and it is gone (truncated?)"))
     if head_seq is not None and (head_seq != last_seq or head_hash != last_hash):
         if head_seq > last_seq:
             problems.append(

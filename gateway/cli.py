@@ -760,15 +760,34 @@ async def cmd_scep_challenge(args: argparse.Namespace) -> None:
 
 @command("audit verify")
 async def cmd_audit_verify(args: argparse.Namespace) -> int:
-    async def run(s: Services) -> Any:
-        problems = await s.store.audit.verify()
-        head = await s.store.audit.entries(after_seq=0, limit=1)
-        return problems, head
+    anchors = dict(_anchor(text) for text in args.anchor or ())
 
-    problems, _ = await _with_services(args, run)
+    async def run(s: Services) -> Any:
+        return await s.store.audit.verify(anchors)
+
+    problems = await _with_services(args, run)
     view = {"ok": not problems, "problems": [{"seq": p.seq, "problem": p.problem} for p in problems]}
     emit(args, view, "audit log intact" if not problems else "\n".join(str(p) for p in problems))
     return 0 if not problems else 3
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise UsageError(f"--anchor {text!r}: expected SEQ:HASH as `ceg audit head` prints it")
+    return int(seq), digest
+
+
+@command("audit head")
+async def cmd_audit_head(args: argparse.Namespace) -> None:
+    """The log's last sequence number and hash: keep it outside the database (a ticket, a
+    printout, another system) and give it back to `ceg audit verify --anchor`."""
+
+    async def run(s: Services) -> Any:
+        return await s.store.audit.head()
+
+    seq, digest = await _with_services(args, run)
+    emit(args, {"seq": seq, "hash": digest, "anchor": f"{seq}:{digest}"}, f"{seq}:{digest}")
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -952,7 +971,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, help="seconds the challenge stays valid (default: the binding's)")
 
     au = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
-    au.add_parser("verify", parents=[common], help="check the hash chain")
+    p = au.add_parser("verify", parents=[common], help="check the hash chain")
+    p.add_argument(
+        "--anchor", action="append", metavar="SEQ:HASH", help="an earlier `ceg audit head`, kept elsewhere"
+    )
+    au.add_parser("head", parents=[common], help="last sequence number and hash, to keep as an anchor")
     return parser
 
 

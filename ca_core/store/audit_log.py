@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -63,11 +63,16 @@ class AuditLog:
                 return
             after = rows[-1].seq
 
-    async def verify(self) -> list[ChainProblem]:
-        """Walk the whole log and return every break in the chain."""
+    async def verify(self, anchors: Mapping[int, str] | None = None) -> list[ChainProblem]:
+        """Walk the whole log and return every break in the chain (and every anchor,
+        {seq: hash} kept outside the database, that no longer holds)."""
         rows = [row async for row in self._all()]
+        head_seq, head_hash = await self.head()
+        return verify_chain(rows, head_seq, head_hash, anchors)
+
+    async def head(self) -> tuple[int, str]:
+        """The last entry's sequence number and hash, as the head row records them: an
+        anchor to keep outside the database (0 and the genesis hash for an empty log)."""
         async with self._db.read() as conn:
             head = (await conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1))).first()
-        head_seq = int(head.seq) if head else 0
-        head_hash = head.hash if head else None
-        return verify_chain(rows, head_seq, head_hash if head else "0" * 64)
+        return (int(head.seq), str(head.hash)) if head else (0, "0" * 64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
-from ca_core.audit import ChainProblem
+from ca_core.audit import GENESIS_HASH, AuditEntry, ChainProblem
 from ca_core.keys.file import FileKeyStore
 from ca_core.model import IssuanceRequest, Requester
 from ca_core.services import Services, open_services
@@ -124,6 +124,44 @@ async def test_truncated_tail_is_named(logged: Services) -> None:
     assert "truncated" in str(problems[0])
 
 
+async def test_an_anchor_catches_a_cut_end_with_its_head_moved_back(logged: Services) -> None:
+    """The chain alone cannot see the last entries cut off when the head row is moved
+    back with them; an anchor taken earlier (`ceg audit head`) can."""
+    seq, digest = await logged.store.audit.head()
+    assert seq == 12
+    async with logged.store.db.read() as conn:
+        hash_10 = (await conn.execute(select(T.c.hash).where(T.c.seq == 10))).scalar_one()
+    await execute(logged, delete(T).where(T.c.seq > 10))
+    await execute(logged, update(tables.audit_head).values(seq=10, hash=hash_10))
+    assert await logged.store.audit.verify() == [], "undetectable without an anchor"
+    problems = await logged.store.audit.verify({seq: digest})
+    assert named(problems) == [12] and "gone" in str(problems[0])
+
+
+async def test_an_anchor_catches_a_rewritten_and_rehashed_log(logged: Services) -> None:
+    from ca_core.audit import chain
+
+    anchor = dict([await logged.store.audit.head()])
+    entries = await logged.store.audit.entries(limit=100)
+    forged = chain(
+        [
+            AuditEntry(e.at, e.action, "ca:mallory" if e.seq == 5 else e.actor, e.ca_id, e.serial, e.detail)
+            for e in entries
+        ],
+        0,
+        GENESIS_HASH,
+    )
+    for e in forged:
+        await execute(
+            logged,
+            update(T).where(T.c.seq == e.seq).values(actor=e.actor, prev_hash=e.prev_hash, hash=e.hash),
+        )
+    await execute(logged, update(tables.audit_head).values(seq=forged[-1].seq, hash=forged[-1].hash))
+    assert await logged.store.audit.verify() == [], "a consistent forgery, seen from inside"
+    problems = await logged.store.audit.verify(anchor)
+    assert named(problems) == [12] and "anchor" in str(problems[0])
+
+
 async def test_forged_row_appended_is_named(logged: Services) -> None:
     [last] = await logged.store.audit.entries(after_seq=11, limit=1)
     await execute(
@@ -188,3 +226,24 @@ def test_ceg_audit_verify_exits_non_zero_and_names_the_row(tmp_path: Path) -> No
     broken = _ceg("audit", "verify", "--json", data_dir=data)
     assert broken.returncode != 0
     assert '"seq": 1' in broken.stdout and "edited" in broken.stdout
+
+
+def test_ceg_audit_head_and_verify_with_an_anchor(tmp_path: Path) -> None:
+    data = tmp_path / "ceg-data"
+    assert _ceg("init", data_dir=data).returncode == 0
+    assert _ceg("ca", "create-root", "root", "--subject", "CN=CLI Root", data_dir=data).returncode == 0
+    assert _ceg("ca", "create-root", "other", "--subject", "CN=Other Root", data_dir=data).returncode == 0
+    head = _ceg("audit", "head", data_dir=data)
+    assert head.returncode == 0, head.stderr
+    anchor = head.stdout.strip()
+    assert anchor.startswith("2:") and len(anchor) == 66
+    assert _ceg("audit", "verify", "--anchor", anchor, data_dir=data).returncode == 0
+    with sqlite3.connect(data / "ceg.db") as db:  # cut the last entry, move the head back
+        (hash_1,) = db.execute("SELECT hash FROM audit_log WHERE seq = 1").fetchone()
+        db.execute("DELETE FROM audit_log WHERE seq = 2")
+        db.execute("UPDATE audit_head SET seq = 1, hash = ?", (hash_1,))
+    assert _ceg("audit", "verify", data_dir=data).returncode == 0
+    cut = _ceg("audit", "verify", "--anchor", anchor, data_dir=data)
+    assert cut.returncode != 0 and "audit entry 2" in cut.stdout
+    bad = _ceg("audit", "verify", "--anchor", "2:nothex", data_dir=data)
+    assert bad.returncode != 0 and "SEQ:HASH" in bad.stderr
