@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ca_core.errors import BadRequest
+
 GENESIS_HASH = "0" * 64
 
 
@@ -198,3 +200,11 @@ def verify_chain(
                 ChainProblem(last_seq, f"the log's head records {head_seq} and another hash (head edited?)")
             )
     return problems
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """An anchor as `ceg audit head` prints it ("SEQ:HASH") -> (seq, hash)."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise BadRequest(f"anchor {text[:80]!r}: expected SEQ:HASH as `ceg audit head` prints it")
+    return int(seq), digest

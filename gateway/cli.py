@@ -760,7 +760,12 @@ async def cmd_scep_challenge(args: argparse.Namespace) -> None:
 
 @command("audit verify")
 async def cmd_audit_verify(args: argparse.Namespace) -> int:
-    anchors = dict(_anchor(text) for text in args.anchor or ())
+    from ca_core.audit import parse_anchor
+
+    try:
+        anchors = dict(parse_anchor(text) for text in args.anchor or ())
+    except CegError as exc:
+        raise UsageError(f"--{exc.message}") from None
 
     async def run(s: Services) -> Any:
         return await s.store.audit.verify(anchors)
@@ -769,13 +774,6 @@ async def cmd_audit_verify(args: argparse.Namespace) -> int:
     view = {"ok": not problems, "problems": [{"seq": p.seq, "problem": p.problem} for p in problems]}
     emit(args, view, "audit log intact" if not problems else "\n".join(str(p) for p in problems))
     return 0 if not problems else 3
-
-
-def _anchor(text: str) -> tuple[int, str]:
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise UsageError(f"--anchor {text!r}: expected SEQ:HASH as `ceg audit head` prints it")
-    return int(seq), digest
 
 
 @command("audit head")

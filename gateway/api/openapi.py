@@ -993,7 +993,20 @@ def admin_document() -> Schema:
             )
         },
         "/audit/verify": {
-            "get": op("verifyAuditLog", "Check the audit log's hash chain", "Audit", (200, OBJECT))
+            "get": op(
+                "verifyAuditLog",
+                "Check the audit log's hash chain, and anchors kept outside the database",
+                "Audit",
+                (200, OBJECT),
+                (400,),
+                (
+                    query_param(
+                        "anchor",
+                        "SEQ:HASH as `ceg audit head` printed it earlier; repeatable",
+                        {"type": "array", "items": {"type": "string"}},
+                    ),
+                ),
+            )
         },
     }
     return {

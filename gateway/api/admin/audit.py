@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ca_core.audit import parse_anchor
 from gateway.api.admin.common import API, iso, query_int, query_text, services_of
 from gateway.api.auth import Permission, authorize, require_every_ca
 
@@ -45,7 +46,8 @@ async def list_entries(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     principal = await authorize(request, API, Permission.AUDIT)
     await require_every_ca(request, API, principal, "verify the whole audit log")
-    problems = await services_of(request).store.audit.verify()
+    anchors = dict(parse_anchor(text) for text in request.query.getall("anchor", [])[:100])
+    problems = await services_of(request).store.audit.verify(anchors)
     return web.json_response(
         {
             "ok": not problems,

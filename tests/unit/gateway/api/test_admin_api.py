@@ -527,6 +527,15 @@ async def test_audit_and_catalogue(api: Api) -> None:
     assert status == 403, "officers do not read the audit log"
     status, verified = await api.call("GET", "/api/v1/audit/verify", "auditor")
     assert status == 200 and verified["ok"] is True and verified["problems"] == []
+    seq, digest = await api.services.store.audit.head()
+    status, anchored = await api.call("GET", f"/api/v1/audit/verify?anchor={seq}:{digest}", "auditor")
+    assert status == 200 and anchored["ok"] is True
+    status, wrong = await api.call("GET", f"/api/v1/audit/verify?anchor={seq}:{'0' * 64}", "auditor")
+    assert status == 200 and wrong["ok"] is False and wrong["problems"][0]["seq"] == seq
+    status, future = await api.call("GET", f"/api/v1/audit/verify?anchor={seq + 5}:{digest}", "auditor")
+    assert future["problems"][-1]["seq"] == seq + 5 and "gone" in future["problems"][-1]["problem"]
+    status, body = await api.call("GET", "/api/v1/audit/verify?anchor=12:nothex", "auditor")
+    assert status == 400 and "SEQ:HASH" in body["error"]["message"]
     status, profiles = await api.call("GET", "/api/v1/profiles", "auditor")
     ids = {p["id"] for p in profiles["items"]}
     assert "privatessl-tls-server" in ids and "basic-ca-root" not in ids and "internal-api-client" not in ids
