@@ -31,9 +31,10 @@ test: venv system-deps
 system-deps:
 	./scripts/install-system-deps.sh
 
-## make bench: figures and ratios against the reference servers on this machine.
+## make bench: figures and ratios against the reference servers on this machine;
+## make bench BENCH="scep acme" runs only those (issuance api est acme scep cmp status).
 bench: venv system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: venv
 	$(BIN)/ruff check .
