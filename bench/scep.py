@@ -21,10 +21,8 @@ exists", "could not convert to serial number" in its log); ceg should fail none.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -34,14 +32,15 @@ from pathlib import Path
 
 import aiohttp
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import AttributeOID, NameOID
 
 from bench.report import Report
 from protocols._shared import cms
 from protocols.scep import codec
 from protocols.scep.codec import MessageType, PkiStatus
+from tests.support.gateway import free_port
+from tests.support.scep_peer import scep_csr, self_signed
 
 ENROLMENTS = 600
 WARMUP = 24
@@ -51,12 +50,6 @@ KEYS = 24
 SECRET = "bench-static-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Requester:
     key: rsa.RSAPrivateKey
@@ -64,22 +57,11 @@ class Requester:
 
 
 def _requesters(count: int) -> list[Requester]:
+    """RSA-2048 devices with the throwaway self-signed certificates they sign with."""
     out = []
-    now = dt.datetime.now(dt.UTC)
     for i in range(count):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench signer {i}")])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256())
-        )
-        out.append(Requester(key, cert.public_bytes(serialization.Encoding.DER)))
+        out.append(Requester(key, self_signed(key, f"bench signer {i}")))
     return out
 
 
@@ -88,13 +70,7 @@ def _pkcsreqs(recipient: bytes, requesters: Sequence[Requester], count: int, tag
     bodies = []
     for i in range(count):
         who = requesters[i % len(requesters)]
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench-{tag}-{i}.example")]))
-            .add_attribute(AttributeOID.CHALLENGE_PASSWORD, SECRET.encode())
-            .sign(who.key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.DER)
-        )
+        csr = scep_csr(who.key, f"bench-{tag}-{i}.example", SECRET)
         bodies.append(
             codec.encode_pki_request(
                 MessageType.PKCS_REQ,
@@ -209,7 +185,7 @@ async def _exec(*args: str, cwd: Path | None = None) -> None:
 
 async def _start_ceg(work: Path) -> tuple[asyncio.subprocess.Process, str]:
     ceg = str(Path(sys.executable).with_name("ceg"))
-    port = _free_port()
+    port = free_port()
     data = work / "ceg-data"
     await _exec(
         ceg,
@@ -220,7 +196,7 @@ async def _start_ceg(work: Path) -> tuple[asyncio.subprocess.Process, str]:
         "--http-port",
         str(port),
         "--https-port",
-        str(_free_port()),
+        str(free_port()),
     )
     await _exec(
         ceg, "gateway", "add", "scep", "issuing", "--data-dir", str(data),
@@ -241,7 +217,7 @@ async def _start_scepserver(work: Path) -> tuple[asyncio.subprocess.Process, str
         raise RuntimeError("scepserver is not installed (Debian package scep)")
     depot = work / "depot"
     await _exec(exe, "ca", "-init", "-depot", str(depot), "-keySize", "2048")
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         exe, "-depot", str(depot), "-port", str(port), "-challenge", SECRET,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
