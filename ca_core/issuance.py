@@ -30,6 +30,7 @@ from ca_core.clock import Clock, RandomBytes
 from ca_core.errors import (
     BadRequest,
     CegError,
+    Conflict,
     InvalidState,
     PolicyViolation,
     ProfileNotEnabled,
@@ -172,6 +173,7 @@ class IssuanceService:
             issued_at=now,
             requester=request.requester.as_dict(),
             renewal_of=request.renewal_of,
+            request_key=request.request_key,
         )
         audit = AuditEntry(
             now,
@@ -196,6 +198,20 @@ class IssuanceService:
             await self._audit_refusal(request, exc)
             self._tell(IssuanceOutcome(request.ca, request.profile, exc.code, time.perf_counter() - started))
             raise
+        except Conflict:
+            earlier = await self._already_issued(request)
+            if earlier is None:
+                raise
+            # The key's certificate was stored before; this signature is dropped unseen.
+            return IssuedCertificate(
+                der=earlier.der,
+                serial=earlier.serial_int,
+                ca=earlier.ca,
+                profile=earlier.profile,
+                not_before=earlier.not_before,
+                not_after=earlier.not_after,
+                chain=prepared.ca.chain,
+            )
         self._tell(
             IssuanceOutcome(
                 prepared.ca.id,
@@ -217,6 +233,8 @@ class IssuanceService:
         )
 
     async def _prepare(self, request: IssuanceRequest) -> _Prepared:
+        if request.request_key is not None and not 1 <= len(request.request_key) <= 64:
+            raise BadRequest("request key of 1 to 64 characters")
         ca = await self._authority.get(request.ca)
         ca.require_active()
         profile = self._catalogue[request.profile]
@@ -353,6 +371,15 @@ class IssuanceService:
                     f"rate limit of {limit.count} certificates per {limit.per_seconds}s reached for {name}",
                     retry_after=max(1.0, (window_end - now).total_seconds()),
                 )
+
+    async def _already_issued(self, request: IssuanceRequest) -> CertificateRecord | None:
+        """The certificate stored earlier under the request's idempotency key, if any."""
+        if request.request_key is None:
+            return None
+        earlier = await self._store.certificates.by_request_key(request.request_key)
+        if earlier is not None and earlier.ca != request.ca:
+            raise Conflict("this request key belongs to a certificate of another CA", ca=request.ca)
+        return earlier
 
     async def _audit_refusal(self, request: IssuanceRequest, exc: CegError) -> None:
         entry = AuditEntry(

@@ -215,6 +215,10 @@ class IssuanceRequest:
     extensions: tuple[RequestedExtension, ...] = ()
     renewal_of: str | None = None
     allow_internal_profile: bool = False
+    # A protocol's idempotency key (at most 64 characters): a second request with the same
+    # key gets the certificate the first one stored, never a second certificate (a retry
+    # after a crash between storing the certificate and recording the protocol's outcome).
+    request_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,7 @@ class CertificateRecord:
     revoked_at: dt.datetime | None = None
     revocation_reason: RevocationReason | None = None
     invalidity_date: dt.datetime | None = None
+    request_key: str | None = None
 
     @property
     def serial_int(self) -> int:

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from ca_core.audit import AuditEntry
+from ca_core.errors import Conflict
 from ca_core.model import CertificateRecord, CertStatus, RevocationReason, utc
 from ca_core.store import tables as t
 from ca_core.store.database import Database, UnitOfWork
@@ -63,6 +65,7 @@ def record_row(record: CertificateRecord) -> dict[str, Any]:
         "revoked_at": record.revoked_at,
         "revocation_reason": record.revocation_reason.value if record.revocation_reason else None,
         "invalidity_date": record.invalidity_date,
+        "request_key": record.request_key,
     }
 
 
@@ -84,6 +87,7 @@ def record_of(row: Row[Any]) -> CertificateRecord:
         revoked_at=utc(m["revoked_at"]) if m["revoked_at"] else None,
         revocation_reason=RevocationReason(m["revocation_reason"]) if m["revocation_reason"] else None,
         invalidity_date=utc(m["invalidity_date"]) if m["invalidity_date"] else None,
+        request_key=m.get("request_key"),
     )
 
 
@@ -97,11 +101,23 @@ class CertificateRepository:
         """Store a new certificate and its audit entry; returns once committed.
 
         `ca_must_be_active`: refuse (InvalidState, nothing written) if the issuing CA is not
-        active at commit time.
+        active at commit time. Conflict (nothing written) if the serial or the request key
+        is stored already.
         """
-        await self._db.insert_batched(
-            [(_T, record_row(record))], [audit], active_ca=record.ca if ca_must_be_active else None
-        )
+        try:
+            await self._db.insert_batched(
+                [(_T, record_row(record))], [audit], active_ca=record.ca if ca_must_be_active else None
+            )
+        except IntegrityError:
+            raise Conflict(
+                f"certificate {record.serial} or its request key is stored already", ca=record.ca
+            ) from None
+
+    async def by_request_key(self, request_key: str) -> CertificateRecord | None:
+        """The certificate stored for an idempotency key (IssuanceRequest.request_key)."""
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(_T).where(_T.c.request_key == request_key))).first()
+        return record_of(row) if row else None
 
     async def get(self, serial: str, ca: str | None = None) -> CertificateRecord | None:
         query = select(_T).where(_T.c.serial == serial.lower())

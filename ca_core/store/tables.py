@@ -72,9 +72,12 @@ certificates = Table(
     Column("revoked_at", TS, nullable=True),
     Column("revocation_reason", String(32), nullable=True),
     Column("invalidity_date", TS, nullable=True),
+    # A protocol's idempotency key (IssuanceRequest.request_key): one certificate per key.
+    Column("request_key", String(64), nullable=True),
     Index(None, "ca_id", "status"),
     Index(None, "ca_id", "not_after"),
     Index(None, "profile"),
+    Index(None, "request_key", unique=True),
 )
 
 audit_log = Table(

@@ -321,6 +321,12 @@ def transaction_key(ca: str, transaction_id: str) -> str:
     return hashlib.sha256(f"{ca}\0{transaction_id}".encode()).hexdigest()
 
 
+def issuance_key(protocol: str, ca: str, transaction_id: str, fingerprint: str) -> str:
+    """The CA core's idempotency key for one request of one transaction: a retry after a
+    crash between storing the certificate and recording the outcome finds it again."""
+    return hashlib.sha256(f"{protocol}\0{ca}\0{transaction_id}\0{fingerprint}".encode()).hexdigest()
+
+
 def request_fingerprint(message_type: str, csr_der: bytes, renewal_signer: bytes | None) -> str:
     """What makes two requests 'the same request'. A RenewalReq includes its signing
     certificate: clients such as scepclient renew with the same key, CSR and

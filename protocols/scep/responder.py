@@ -307,6 +307,9 @@ class ScepResponder:
         fingerprint = core.request_fingerprint(
             message.message_type, request.plaintext, request.recipient if renewal else None
         )
+        request_key = core.issuance_key(
+            self._protocol, request.binding.ca, message.transaction_id, fingerprint
+        )
         loaded = request.loaded
         if loaded is None:
             # Automatic approval: claim first; only a conflict (a replay, a twin, a retry)
@@ -322,6 +325,15 @@ class ScepResponder:
             early = await self._decide_and_claim(request, loaded, fingerprint)
             if early is not None:
                 return early
+        if fingerprint in loaded.claims:
+            # Taken over (an abandoned claim) or heard again: if a worker stored the
+            # certificate and stopped before recording it, that certificate is the answer
+            # (its one-time challenge is spent, so it could not be verified again).
+            earlier = await self._services.store.certificates.by_request_key(request_key)
+            if earlier is not None:
+                attempt = Attempt(fingerprint, Outcome.ISSUED, request.now, serial=earlier.serial)
+                await self._record(loaded, attempt)
+                return _Answer.success([earlier.der])
         verified: tuple[ChallengeVerifier, ChallengeContext] | None = None
         try:
             binding = request.binding
@@ -353,6 +365,7 @@ class ScepResponder:
                 parsed,
                 replace(request.requester, principal=principal),
                 renewal_of,
+                request_key,
             )
             if request.settings.approval is ApprovalMode.MANUAL:
                 pending = await self._services.approvals.submit(issuance_request)

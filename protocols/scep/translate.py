@@ -60,6 +60,7 @@ def to_issuance_request(
     csr: ParsedCsr,
     requester: Requester,
     renewal_of: str | None = None,
+    request_key: str | None = None,
 ) -> IssuanceRequest:
     return IssuanceRequest(
         ca=ca,
@@ -71,6 +72,7 @@ def to_issuance_request(
         subject_alt_names=csr.subject_alt_names(),
         extensions=requested_extensions(csr.csr, profile),
         renewal_of=renewal_of,
+        request_key=request_key,
     )
 
 

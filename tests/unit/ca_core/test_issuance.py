@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ca_core.errors import (
 from ca_core.issuance import RateLimit, RateLimits
 from ca_core.model import IssuanceRequest, KeyAlgorithm, RequestedExtension, Requester, add_years
 from ca_core.services import Services
+from ca_core.store import CertificateQuery
 from ca_core.x509.names import parse_san
 from tests.support.hierarchy import make_hierarchy
 from tests.support.pki import make_csr, new_key, openssl_verify
@@ -195,3 +197,44 @@ async def test_ec_subject_gets_key_agreement_rsa_gets_key_encipherment(
     rsa_ku = rsa_cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert ec_ku.key_agreement and not ec_ku.key_encipherment
     assert rsa_ku.key_encipherment and not rsa_ku.key_agreement
+
+
+async def test_a_request_key_gets_one_certificate_however_often_it_is_asked(
+    matrix_services: Services,
+) -> None:
+    """IssuanceRequest.request_key: a protocol retrying after a crash (certificate stored,
+    its own outcome not) gets the stored certificate back, never a second one; also when
+    the two requests race."""
+    from ca_core.errors import BadRequest, Conflict
+
+    services = matrix_services
+    await make_hierarchy(services)
+    csr = make_csr(dns=["once.example"])
+
+    def request(key: str | None, ca: str = "issuing") -> IssuanceRequest:
+        return IssuanceRequest(
+            ca=ca, profile="privatessl-tls-server", requester=Requester("test"), csr=csr, request_key=key
+        )
+
+    first = await services.issuance.issue(request("scep:tx-1"))
+    again, racing = await asyncio.gather(
+        services.issuance.issue(request("scep:tx-1")), services.issuance.issue(request("scep:tx-1"))
+    )
+    assert again.der == racing.der == first.der and again.chain == first.chain
+    other = await services.issuance.issue(request("scep:tx-2"))
+    unkeyed = await services.issuance.issue(request(None))
+    assert len({first.serial, other.serial, unkeyed.serial}) == 3
+    page = await services.store.certificates.search(CertificateQuery(ca="issuing", text="once.example"))
+    assert page.total == 3
+    issued = [e for e in await services.store.audit.entries(ca="issuing") if e.action == "certificate.issued"]
+    assert len([e for e in issued if e.serial == first.serial_hex]) == 1
+    stored = await services.store.certificates.by_request_key("scep:tx-1")
+    assert stored is not None and stored.serial == first.serial_hex
+
+    await services.authority.create_issuing(
+        "second", "root", "CN=Second Issuing", KeyAlgorithm.EC_P256, services=["privatessl"]
+    )
+    with pytest.raises(Conflict):
+        await services.issuance.issue(request("scep:tx-1", ca="second"))
+    with pytest.raises(BadRequest):
+        await services.issuance.issue(request("k" * 65))

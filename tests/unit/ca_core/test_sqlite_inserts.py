@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from ca_core.audit import AuditEntry
-from ca_core.errors import InvalidState
+from ca_core.errors import Conflict, InvalidState
 from ca_core.model import CertificateRecord, CertStatus
 from ca_core.store import Store, migrate
 from ca_core.store import tables as t
@@ -168,7 +167,7 @@ async def test_a_failing_item_fails_alone(tmp_path: Path, serial: str) -> None:
             ),
             return_exceptions=True,
         )
-        assert isinstance(results[0], IntegrityError) and results[1] is None
+        assert isinstance(results[0], Conflict) and results[1] is None
         assert [e.serial for e in await store.audit.entries()] == [serial, "other"]
         assert await store.audit.verify() == []
     finally:

@@ -11,6 +11,7 @@ from cryptography import x509
 from ca_core.approvals import ApprovalState
 from ca_core.clock import ManualClock
 from ca_core.errors import BadRequest, NotFound
+from ca_core.store import CertificateQuery
 from protocols.scep import create_challenge
 from protocols.scep.codec import MessageType, PkiStatus, encode_issuer_and_subject
 from protocols.scep.errors import FailInfo
@@ -62,6 +63,43 @@ async def test_replay_of_a_request_whose_challenge_was_consumed_still_gets_its_c
     first = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-d")))
     second = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-d")))
     assert first.certificate.serial_number == second.certificate.serial_number
+
+
+async def test_a_worker_stopping_between_certificate_and_outcome_issues_nothing_twice(
+    scep: Scep, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The certificate is stored, then the worker dies before recording the outcome (its
+    claim is left behind, the challenge spent). Once the claim counts as abandoned, the
+    client's retry gets that certificate, found by the CA core's request key."""
+    from protocols.scep.core import ISSUING_STALE_AFTER
+
+    await scep.rebind(challenge="dynamic")
+    issued = await create_challenge(scep.services, "issuing", ttl_seconds=3600)
+    peer = scep.peer("crash.example")
+    csr = scep_csr(peer.key, "crash.example", issued.challenge)
+    transactions = scep.responder._transactions  # type: ignore[attr-defined]
+    record = transactions.record
+
+    async def dies_before_recording(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("worker stopped")
+
+    monkeypatch.setattr(transactions, "record", dies_before_recording)
+    with pytest.raises(RuntimeError):
+        await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-crash"))
+    monkeypatch.setattr(transactions, "record", record)
+    page = await scep.services.store.certificates.search(CertificateQuery(ca="issuing", text="crash.example"))
+    assert page.total == 1, "stored before the worker stopped"
+
+    busy = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-crash")))
+    assert busy.status is PkiStatus.PENDING, "the claim still looks alive"
+    clock.advance(ISSUING_STALE_AFTER + dt.timedelta(seconds=1))
+    retry = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-crash")))
+    assert retry.status is PkiStatus.SUCCESS, retry.view.fail_text
+    assert format(retry.certificate.serial_number, "x") == page.items[0].serial
+    page = await scep.services.store.certificates.search(CertificateQuery(ca="issuing", text="crash.example"))
+    assert page.total == 1, "never a second certificate"
+    again = peer.read(await scep.send(peer.request(MessageType.PKCS_REQ, csr, "tx-crash")))
+    assert again.certificate.serial_number == retry.certificate.serial_number
 
 
 async def test_dynamic_challenge_expires(scep: Scep, clock: ManualClock) -> None:
