@@ -406,6 +406,12 @@ def begin_finalize(order: Order, authzs: Sequence[Authorization], now: dt.dateti
     return dataclasses.replace(order, status=OrderStatus.PROCESSING, processing_since=now)
 
 
+def issuance_key(order: Order) -> str:
+    """The CA core's idempotency key of an order's certificate: an interrupted finalize
+    (certificate stored, order not yet valid) is completed with it, not issued again."""
+    return hashlib.sha256(f"acme\0{order.ca}\0{order.id}".encode()).hexdigest()
+
+
 def complete_order(order: Order, serial: str, der: bytes | None = None) -> Order:
     return dataclasses.replace(
         order, status=OrderStatus.VALID, certificate=serial, certificate_der=der, processing_since=None

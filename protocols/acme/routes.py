@@ -432,7 +432,37 @@ async def order(request: web.Request) -> web.Response:
     signed, _, found = await verify_for_order(env)
     if not signed.post_as_get:
         raise malformed("an order is read with POST-as-GET (empty payload)")
+    if found.status is OrderStatus.PROCESSING:
+        found = await recover_finalize(env, found)
     return order_reply(env, found, await env.repo.authzs(found.authzs))
+
+
+async def recover_finalize(env: Env, processing: Order) -> Order:
+    """An order left "processing" by a finalize that stored its certificate and stopped
+    before saving the order: the certificate is found by its request key and the order
+    completed with it (else the order is as it was; it turns invalid once abandoned)."""
+    stored = await env.services.store.certificates.by_request_key(core.issuance_key(processing))
+    if stored is None:
+        return processing
+    return await complete(env, processing, stored.serial, stored.der, stored.not_after)
+
+
+async def complete(env: Env, processing: Order, serial: str, der: bytes, not_after: dt.datetime) -> Order:
+    """Make the order valid with its certificate; if another worker did it first, its
+    saved order is the answer."""
+    try:
+        done = await env.repo.save_order(core.complete_order(processing, serial, der), env.now())
+    except Conflict:
+        current = await env.repo.order(processing.id)
+        if current is None or current.status is not OrderStatus.VALID:
+            raise
+        return current
+    if done.replaces is not None:
+        try:
+            await env.repo.mark_replaced(done.replaces, done.id, env.now(), not_after)
+        except Conflict:
+            log.info("certificate %s replaced twice", done.replaces, extra={"ca": env.binding.ca})
+    return done
 
 
 async def finalize(request: web.Request) -> web.Response:
@@ -472,14 +502,7 @@ async def finalize(request: web.Request) -> web.Response:
     except BaseException:
         await asyncio.shield(env.repo.save_order(core.fail_order(processing, internal_problem()), env.now()))
         raise
-    done = await env.repo.save_order(
-        core.complete_order(processing, issued.serial_hex, issued.der), env.now()
-    )
-    if done.replaces is not None:
-        try:
-            await env.repo.mark_replaced(done.replaces, done.id, env.now(), issued.not_after)
-        except Conflict:
-            log.info("certificate %s replaced twice", done.replaces, extra={"ca": env.binding.ca})
+    done = await complete(env, processing, issued.serial_hex, issued.der, issued.not_after)
     log.info(
         "ACME certificate issued",
         extra={"ca": env.binding.ca, "account": owner.id, "order": done.id, "serial": issued.serial_hex},

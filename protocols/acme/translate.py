@@ -24,7 +24,7 @@ from ca_core.errors import (
 )
 from ca_core.model import IssuanceRequest, Requester, RevocationReason
 from ca_core.x509.csr import ParsedCsr, parse_csr
-from protocols.acme.core import csr_identifiers
+from protocols.acme.core import csr_identifiers, issuance_key
 from protocols.acme.model import Identifier, Order
 from protocols.acme.problems import AcmeProblem, ProblemType
 from protocols.acme.settings import AcmeSettings
@@ -137,4 +137,5 @@ def issuance_request(
         not_after=order.not_after,
         validity=None if order.not_after else dt.timedelta(days=settings.default_validity_days),
         renewal_of=order.replaces,
+        request_key=issuance_key(order),
     )

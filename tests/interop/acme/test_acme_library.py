@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_core.model import CertStatus, RevocationReason
+from ca_core.store import CertificateQuery
 from tests.interop.acme.support import (
     AcmeSetup,
     Http01Responder,
@@ -597,3 +598,48 @@ async def test_account_update_and_terms_of_service(acme: AcmeSetup) -> None:
         fresh.new_account, messages.NewRegistration.from_data(terms_of_service_agreed=True)
     )
     assert agreed.body.status == "valid"
+
+
+async def test_an_interrupted_finalize_is_completed_with_its_stored_certificate(
+    acme: AcmeSetup, responder: Http01Responder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker stores the certificate, then stops before saving the order as valid.
+    The client polling the order gets it valid with that certificate (found by the CA
+    core's request key), never a second certificate and never a lost one."""
+    from protocols.acme.model import OrderStatus
+    from protocols.acme.repository import AcmeRepository
+
+    acme_c = await in_thread(acme_client, acme)
+    _, csr = cert_key_and_csr(["interrupted.example.test"])
+    order = await in_thread(acme_c.new_order, csr)
+    for challb, response in http01_answers(acme_c, order, responder):
+        await in_thread(acme_c.answer_challenge, challb, response)
+    order = await in_thread(acme_c.poll_authorizations, order, dt.datetime.now() + dt.timedelta(seconds=20))
+
+    save_order = AcmeRepository.save_order
+
+    async def stops_before_valid(self: AcmeRepository, order: Any, now: dt.datetime) -> Any:
+        if order.status is OrderStatus.VALID:
+            raise RuntimeError("worker stopped")
+        return await save_order(self, order, now)
+
+    monkeypatch.setattr(AcmeRepository, "save_order", stops_before_valid)
+    der = x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
+    stopped = await post(acme_c, order.body.finalize, {"csr": jose.b64.b64encode(der).decode()})
+    assert stopped.status_code == 500
+    monkeypatch.setattr(AcmeRepository, "save_order", save_order)
+    page = await acme.live.services.store.certificates.search(
+        CertificateQuery(text="interrupted.example.test")
+    )
+    assert page.total == 1, "stored before the worker stopped"
+
+    polled = (await in_thread(acme_c._post_as_get, order.uri)).json()
+    assert polled["status"] == "valid", polled
+    done = await in_thread(acme_c.poll_and_finalize, order, dt.datetime.now() + dt.timedelta(seconds=20))
+    ders = chain_ders(done.fullchain_pem)
+    assert format(x509.load_der_x509_certificate(ders[0]).serial_number, "x") == page.items[0].serial
+    openssl_verify(tmp_path, root_der(acme), ders[1:], ders[:1])
+    page = await acme.live.services.store.certificates.search(
+        CertificateQuery(text="interrupted.example.test")
+    )
+    assert page.total == 1, "never a second certificate"
