@@ -221,3 +221,59 @@ async def test_migration_downgrades_to_nothing_and_back(fresh_url: str) -> None:
     assert await _tables(fresh_url) == {"alembic_version"}
     await migrate(fresh_url)
     assert await _diff(fresh_url) == []
+
+
+async def test_upgrade_to_request_keys_keeps_stored_certificates(fresh_url: str) -> None:
+    """A database of the previous release (0002) with certificates in it upgrades in
+    place: the rows stay, their request key is empty, and keys are unique from then on."""
+    from sqlalchemy import insert, select, update
+    from sqlalchemy.exc import IntegrityError
+
+    from ca_core.store import tables
+
+    await migrate(fresh_url, "0002_status")
+    now = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    row = {
+        "ca_id": "issuing",
+        "profile": "privatessl-tls-server",
+        "subject": "CN=old",
+        "sans": "",
+        "status": "normal",
+        "not_before": now,
+        "not_after": now,
+        "issued_at": now,
+        "status_changed_at": now,
+        "der": b"0",
+        "requester": {},
+    }
+    engine = create_async_engine(fresh_url)
+    try:
+        async with engine.begin() as conn:
+            for serial in ("01", "02"):
+                values = {"serial": serial, **row}
+                await conn.execute(insert(tables.certificates), [values])  # no request_key yet
+    finally:
+        await engine.dispose()
+    await migrate(fresh_url)
+    assert await _diff(fresh_url) == []
+    engine = create_async_engine(fresh_url)
+    try:
+        async with engine.begin() as conn:
+            rows = (
+                await conn.execute(select(tables.certificates.c.serial, tables.certificates.c.request_key))
+            ).all()
+            assert sorted(rows) == [("01", None), ("02", None)]
+            await conn.execute(
+                update(tables.certificates)
+                .where(tables.certificates.c.serial == "01")
+                .values(request_key="k")
+            )
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(tables.certificates)
+                    .where(tables.certificates.c.serial == "02")
+                    .values(request_key="k")
+                )
+    finally:
+        await engine.dispose()
