@@ -2,7 +2,9 @@
 
 A certificate issued without implicit confirmation is not accepted until the client's
 certConf. If the client rejects it, gives up with an error message, or lets the
-confirmation deadline (confirmWaitTime) pass, the certificate is revoked.
+confirmation deadline (confirmWaitTime) pass, the certificate is revoked. So is one a
+worker stored and then stopped before delivering: its transaction, claimed before the
+work, still says "issuing" when the deadline passes.
 
 `revoke_overdue(services)` is the periodic part: the gateway's job runner should call it
 about once a minute (any worker may; the compare-and-set on each transaction document
@@ -20,7 +22,7 @@ from ca_core.errors import CegError, Conflict, InvalidState, NotFound
 from ca_core.model import RevocationReason
 from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
-from protocols.cmp.core import TX_NAMESPACE, UNCONFIRMED, Transaction, TxState
+from protocols.cmp.core import TX_NAMESPACE, UNCONFIRMED, Transaction, TxState, issuance_key
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +55,25 @@ async def revoke_unaccepted(services: Services, tx: Transaction, key: str, why: 
     return replace(ended, version=tx.version + 1)
 
 
-async def revoke_duplicate(services: Services, tx: Transaction) -> None:
-    """Revoke a certificate issued for a duplicate first message (never delivered)."""
-    assert tx.serial is not None
-    try:
-        await services.revocation.revoke(
-            StatusChange(
-                serial=tx.serial,
-                actor=ACTOR,
-                reason=RevocationReason.UNSPECIFIED,
-                comment="CMP: issued for a duplicate transactionID, never delivered",
-                ca=tx.ca,
-            )
+async def _end_interrupted(services: Services, tx: Transaction, key: str) -> int:
+    """A transaction whose worker stopped while issuing: whatever it stored was never
+    delivered, so it is revoked (found by the request key); the transaction ends."""
+    stored = await services.store.certificates.by_request_key(issuance_key(key, tx))
+    if stored is None:
+        now = services.clock.now()
+        ended = replace(tx, state=TxState.CLOSED, confirm_by=None)
+        await services.store.state.put(
+            TX_NAMESPACE,
+            key,
+            ended.document(),
+            now,
+            tx.version,
+            lookup=None,
+            expires_at=ended.expires_at(now),
         )
-    except (InvalidState, NotFound):
-        pass
+        return 0
+    await revoke_unaccepted(services, replace(tx, serial=stored.serial), key, "issuance interrupted")
+    return 1
 
 
 async def revoke_overdue(services: Services, now: dt.datetime | None = None, batch: int = 500) -> int:
@@ -83,6 +89,9 @@ async def revoke_overdue(services: Services, now: dt.datetime | None = None, bat
                 due.append((doc.key, tx))
         for key, tx in due:
             try:
+                if tx.state is TxState.ISSUING:
+                    revoked += await _end_interrupted(services, tx, key)
+                    continue
                 await revoke_unaccepted(services, tx, key, "no certConf before confirmWaitTime")
                 revoked += 1
             except Conflict:

@@ -73,6 +73,7 @@ WAITING_RETENTION = dt.timedelta(days=30)
 P10CR_CERT_REQ_ID = -1  # RFC 9483 4.1.4: the certReqId of a p10cr's response
 
 FIRST_MESSAGES = ("ir", "cr", "kur", "p10cr", "rr", "genm")
+CERTIFICATE_REQUESTS = ("ir", "cr", "kur", "p10cr")
 FOLLOW_UPS = ("certConf", "pollReq", "error")
 RESPONSE_KIND = {"ir": "ip", "cr": "cp", "kur": "kup", "p10cr": "cp"}
 
@@ -363,6 +364,9 @@ def check_p10cr(csr_der: bytes) -> None:
 
 
 class TxState(StrEnum):
+    # Claimed by a worker that is issuing: left so only if that worker stopped; the grace
+    # job then revokes whatever it stored (found by `issuance_key`) and ends it.
+    ISSUING = "issuing"
     WAITING = "waiting"
     UNCONFIRMED = "unconfirmed"
     CONFIRMED = "confirmed"
@@ -434,14 +438,31 @@ class Transaction:
         return RESPONSE_KIND.get(self.kind, "ip")
 
     def lookup(self) -> str | None:
-        return UNCONFIRMED if self.state is TxState.UNCONFIRMED else None
+        return UNCONFIRMED if self.state in (TxState.UNCONFIRMED, TxState.ISSUING) else None
 
     def expires_at(self, now: dt.datetime) -> dt.datetime | None:
-        if self.state is TxState.UNCONFIRMED:
+        if self.state in (TxState.UNCONFIRMED, TxState.ISSUING):
             return None  # the grace job must see it; it ends the transaction itself
         if self.state is TxState.WAITING:
             return now + WAITING_RETENTION
         return now + TX_RETENTION
+
+
+def issuance_key(tx_key: str, tx: Transaction) -> str:
+    """The CA core's idempotency key of the certificate a claimed transaction issues: the
+    grace job finds it with this if the worker stopped before recording it. The claim's
+    nonce makes it one transaction's, even when an expired transactionID is used again."""
+    return hashlib.sha256(f"cmp\0{tx_key}\0{tx.nonce.hex()}".encode()).hexdigest()
+
+
+def claim(tx: Transaction, now: dt.datetime, confirm_wait: dt.timedelta) -> Transaction:
+    """The document a certificate request starts with: issuing, watched by the grace job
+    from `confirm_wait` on (a worker issues in milliseconds; one still issuing then stopped)."""
+    return replace(tx, state=TxState.ISSUING, confirm_by=now + confirm_wait)
+
+
+def closed(tx: Transaction) -> Transaction:
+    return replace(tx, state=TxState.CLOSED, confirm_by=None)
 
 
 def open_transaction(ca: str, kind: str, sender: Sender, header: Header, nonce: bytes) -> Transaction:
@@ -473,7 +494,13 @@ def issued(
 
 def waiting(tx: Transaction, approval_id: str, implicit: bool, nonce: bytes, profile: str) -> Transaction:
     return replace(
-        tx, state=TxState.WAITING, approval_id=approval_id, implicit=implicit, nonce=nonce, profile=profile
+        tx,
+        state=TxState.WAITING,
+        approval_id=approval_id,
+        implicit=implicit,
+        nonce=nonce,
+        profile=profile,
+        confirm_by=None,
     )
 
 

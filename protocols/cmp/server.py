@@ -210,12 +210,22 @@ class CmpServer:
         core.check_kur_protection(ex.sender, kind)
         await self._check_unused(ex)
         tx = core.open_transaction(ex.ca.id, kind, ex.sender, message.header, ex.nonce)
+        issues = kind in core.CERTIFICATE_REQUESTS
+        if issues:
+            tx = core.claim(tx, ex.now, dt.timedelta(seconds=ex.settings.confirm_wait_seconds))
+        # Claimed before anything is done: of two copies of one first message, the second
+        # stops here; a refused request uses up its transactionID too.
+        tx = await self._claim(ex, tx)
         try:
             reply = await self._first_message(ex, tx, message.body)
         except CmpFailure:
-            await self._record(ex, tx)  # a refused request uses up its transactionID too
+            if issues:
+                await self._save(ex, core.closed(tx))
             raise
-        await self._record(ex, reply.transaction or tx)
+        if reply.transaction is not None:
+            await self._save(ex, reply.transaction)
+        elif issues:
+            await self._save(ex, core.closed(tx))
         return reply
 
     async def _first_message(self, ex: Exchange, tx: Transaction, body: codec.Body) -> Reply:
@@ -345,27 +355,21 @@ class CmpServer:
         if await self._services.store.state.get(core.TX_NAMESPACE, ex.tx_key, ex.now) is not None:
             raise CmpFailure("transactionIdInUse", "this transactionID is already in use")
 
-    async def _record(self, ex: Exchange, tx: Transaction) -> None:
-        """Store a first message's transaction, once, after the work is done. Two copies of
-        one first message racing past _check_unused both did the work; the loser's create
-        fails here, and what it made is undone (its certificate revoked, its approval
-        request rejected) before it answers transactionIdInUse."""
+    async def _claim(self, ex: Exchange, tx: Transaction) -> Transaction:
+        """Create the transaction's document before its first message is acted on
+        (transactionIdInUse if it exists; an expired one's id may be used again)."""
         state = self._services.store.state
         for _ in range(2):
             try:
                 await state.create(
                     core.TX_NAMESPACE, ex.tx_key, tx.document(), ex.now, tx.lookup(), tx.expires_at(ex.now)
                 )
-                return
+                return dataclasses.replace(tx, version=1)
             except Conflict:
                 existing = await state.get(core.TX_NAMESPACE, ex.tx_key)
                 if existing is None or existing.expires_at is None or existing.expires_at > ex.now:
                     break
                 await state.delete(core.TX_NAMESPACE, ex.tx_key)  # expired: its id may be reused
-        if tx.serial is not None:
-            await confirmation.revoke_duplicate(self._services, tx)
-        if tx.approval_id is not None:
-            await self._services.approvals.reject(tx.approval_id, "cmp", "duplicate transactionID")
         raise CmpFailure("transactionIdInUse", "this transactionID is already in use")
 
     async def _load_transaction(self, ex: Exchange) -> Transaction | None:
@@ -460,6 +464,7 @@ class CmpServer:
         assert ex.message is not None and ex.sender is not None
         header = ex.message.header
         implicit = header.implicit_confirm and ex.settings.implicit_confirm
+        issuance = dataclasses.replace(issuance, request_key=core.issuance_key(ex.tx_key, tx))
         if ex.settings.manual_approval:
             try:
                 pending = await self._services.approvals.submit(issuance)

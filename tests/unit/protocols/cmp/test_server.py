@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -605,3 +606,56 @@ async def test_a_deleted_ca_answers_system_unavail(harness: CmpHarness) -> None:
     await harness.services.authority.delete(harness.issuing)
     answer = codec.decode_message(await harness.send(data))
     assert fail_info(answer) == {"systemUnavail"} and answer.protection is None
+
+
+async def test_a_worker_stopping_after_storing_a_certificate_leaves_it_revoked(
+    harness: CmpHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction is claimed before the work; the worker stores the certificate and
+    stops before recording the outcome. The certificate was never delivered, so once the
+    confirmation deadline passes the grace job revokes it; the transactionID stays used."""
+    from ca_core.store.certificates import CertificateQuery
+    from protocols.cmp.server import CmpServer
+
+    save = CmpServer._save
+
+    async def stops_after_issuing(self: CmpServer, ex: Any, tx: Any) -> Any:
+        if tx.serial is not None:
+            raise RuntimeError("worker stopped")
+        return await save(self, ex, tx)
+
+    monkeypatch.setattr(CmpServer, "_save", stops_after_issuing)
+    session = harness.session()
+    message = session.encode(ir(new_key(), "CN=interrupted.example"))
+    with pytest.raises(RuntimeError):
+        await harness.send(message)
+    monkeypatch.setattr(CmpServer, "_save", save)
+    page = await harness.services.store.certificates.search(CertificateQuery(text="interrupted.example"))
+    assert [r.status for r in page.items] == [CertStatus.NORMAL], "stored, never delivered"
+
+    again = codec.decode_message(await harness.send(message))
+    assert fail_info(again) == {"transactionIdInUse"}, "nothing issued twice"
+    assert await confirmation.revoke_overdue(harness.services) == 0, "not before the deadline"
+    harness.clock.advance(dt.timedelta(seconds=301))
+    assert await confirmation.revoke_overdue(harness.services) == 1
+    page = await harness.services.store.certificates.search(CertificateQuery(text="interrupted.example"))
+    assert [r.status for r in page.items] == [CertStatus.REVOKED]
+    assert await confirmation.revoke_overdue(harness.services) == 0
+
+
+async def test_an_interrupted_claim_that_issued_nothing_just_ends(
+    harness: CmpHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protocols.cmp.server import CmpServer
+
+    async def stops_before_issuing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker stopped")
+
+    monkeypatch.setattr(CmpServer, "_certify", stops_before_issuing)
+    with pytest.raises(RuntimeError):
+        await harness.send(harness.session().encode(ir(new_key())))
+    monkeypatch.undo()
+    harness.clock.advance(dt.timedelta(seconds=301))
+    assert await confirmation.revoke_overdue(harness.services) == 0
+    documents = await harness.services.store.state.find(core.TX_NAMESPACE, core.UNCONFIRMED)
+    assert documents == [], "the claim is ended, no longer watched"
