@@ -27,7 +27,7 @@ from ca_core.model import CertStatus
 from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
 from protocols._shared.web import Binding, binding_of, requester_of, services_of
-from protocols.acme import codec, core, jws, nonces, translate
+from protocols.acme import caa, codec, core, jws, nonces, translate
 from protocols.acme.auth import KeyRef, SignedRequest, verify_post
 from protocols.acme.codec import Urls
 from protocols.acme.context import ACME_CONTEXT, AcmeContext
@@ -44,13 +44,14 @@ from protocols.acme.problems import (
     PROBLEM_CONTENT_TYPE,
     AcmeProblem,
     ProblemType,
+    Subproblem,
     malformed,
     not_found,
     unauthorized,
 )
 from protocols.acme.repository import AcmeRepository
 from protocols.acme.settings import AcmeSettings
-from protocols.acme.validation import ValidationTarget
+from protocols.acme.validation import ChallengeValidator, ValidationTarget
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -484,6 +485,7 @@ async def finalize(request: web.Request) -> web.Response:
         processing = await env.repo.save_order(core.begin_finalize(found, authzs, now), now)
     except Conflict:
         raise AcmeProblem(ProblemType.ORDER_NOT_READY, "the order is already being finalized") from None
+    await check_caa(env, processing)
     requester = requester_of(request, PROTOCOL, owner.id)
     try:
         issued = await env.services.issuance.issue(
@@ -508,6 +510,28 @@ async def finalize(request: web.Request) -> web.Response:
         extra={"ca": env.binding.ca, "account": owner.id, "order": done.id, "serial": issued.serial_hex},
     )
     return order_reply(env, done, authzs)
+
+
+async def check_caa(env: Env, processing: Order) -> None:
+    """When the binding names its CAA identities, the order's DNS names must allow them
+    (protocols/acme/caa.py); else the order fails with a caa problem, one subproblem per
+    name."""
+    identities = env.settings.caa_identities
+    if not identities:
+        return
+    names = [i.value for i in processing.identifiers if i.type == "dns"]
+    lookup = caa.resolver_lookup(ChallengeValidator.resolver(env.settings))
+    refused = await caa.refusals(names, identities, lookup)
+    if not refused:
+        return
+    problem = AcmeProblem(
+        ProblemType.CAA,
+        "CAA records forbid this CA to issue for " + ", ".join(name for name, _ in refused),
+        403,
+        tuple(Subproblem(ProblemType.CAA, why, {"type": "dns", "value": name}) for name, why in refused),
+    )
+    await env.repo.save_order(core.fail_order(processing, problem), env.now())
+    raise problem
 
 
 def internal_problem() -> AcmeProblem:

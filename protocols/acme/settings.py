@@ -50,6 +50,8 @@ class AcmeSettings:
     """URL put in the directory's meta; when set, newAccount must agree to it."""
     website: str = ""
     caa_identities: tuple[str, ...] = ()
+    """This CA's issuer-domain-names in CAA records; when set, advertised in the directory
+    and checked at finalize (RFC 8659, caa.py); empty: CAA is not checked."""
     retry_after_seconds: int = 1
     """Retry-After sent with a processing order or authorization."""
     renewal_info_retry_seconds: int = 21600

@@ -102,7 +102,8 @@ class ChallengeValidator:
     # --- resolution ---------------------------------------------------------------------------
 
     @staticmethod
-    def _resolver(settings: AcmeSettings) -> dns.asyncresolver.Resolver:
+    def resolver(settings: AcmeSettings) -> dns.asyncresolver.Resolver:
+        """dnspython's resolver for the binding: its `dns_resolver`, else the system's."""
         if not settings.dns_resolver:
             return dns.asyncresolver.Resolver()
         host, _, port = settings.dns_resolver.rpartition(":")
@@ -145,7 +146,7 @@ class ChallengeValidator:
             return None
 
     async def _addresses_dnspython(self, ident: Identifier, settings: AcmeSettings) -> list[str]:
-        resolver = self._resolver(settings)
+        resolver = self.resolver(settings)
         for rdtype in ("A", "AAAA"):
             try:
                 answer = await resolver.resolve(ident.value, rdtype)
@@ -206,7 +207,7 @@ class ChallengeValidator:
 
     async def _txt_dnspython(self, name: str, settings: AcmeSettings) -> list[str]:
         try:
-            answer = await self._resolver(settings).resolve(name, "TXT")
+            answer = await self.resolver(settings).resolve(name, "TXT")
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:

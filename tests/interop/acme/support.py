@@ -78,6 +78,11 @@ class Challtestsrv:
     def set_txt(self, host: str, value: str) -> None:
         self._post("/set-txt", {"host": host.rstrip(".") + ".", "value": value})
 
+    def add_caa(self, host: str, *policies: tuple[str, str]) -> None:
+        """CAA records (tag, value) at `host`."""
+        body = {"host": host.rstrip(".") + ".", "policies": [{"tag": t, "value": v} for t, v in policies]}
+        self._post("/add-caa", body)
+
     def clear_txt(self, host: str) -> None:
         self._post("/clear-txt", {"host": host.rstrip(".") + "."})
 

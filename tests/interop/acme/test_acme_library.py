@@ -643,3 +643,35 @@ async def test_an_interrupted_finalize_is_completed_with_its_stored_certificate(
         CertificateQuery(text="interrupted.example.test")
     )
     assert page.total == 1, "never a second certificate"
+
+
+async def test_caa_records_are_checked_when_the_binding_names_its_identities(
+    live_gateway: Any, challtestsrv: Any, tmp_path: Path
+) -> None:
+    """RFC 8659 through the real client: CAA at a parent domain naming this CA lets the
+    order through; CAA naming another CA makes finalize fail with a caa problem."""
+    from tests.interop.acme.conftest import make_acme_setup
+
+    setup = await make_acme_setup(live_gateway, challtestsrv, caa_identities=["ceg.test"])
+    challtestsrv.add_caa("caa-ours.test", ("issue", "ceg.test; account=any"))
+    challtestsrv.add_caa("caa-theirs.test", ("issue", "other-ca.example"))
+    responder = await Http01Responder(setup.http01_port).start()
+    try:
+        acme_c = await in_thread(acme_client, setup)
+        assert acme_c.directory.meta.caa_identities == ("ceg.test",)
+        _, csr = cert_key_and_csr(["www.caa-ours.test"])
+        done = await in_thread(issue, acme_c, csr, http01(responder))
+        openssl_verify(
+            tmp_path, root_der(setup), chain_ders(done.fullchain_pem)[1:], chain_ders(done.fullchain_pem)[:1]
+        )
+
+        _, csr = cert_key_and_csr(["www.caa-theirs.test", "www.caa-ours.test"])
+        with pytest.raises(messages.Error) as refused:
+            await in_thread(issue, acme_c, csr, http01(responder))
+        assert refused.value.typ == ERR + "caa"
+        assert [s.identifier.value for s in refused.value.subproblems] == ["www.caa-theirs.test"]
+        assert "other-ca.example" in refused.value.subproblems[0].detail
+        page = await setup.live.services.store.certificates.search(CertificateQuery(text="caa-theirs.test"))
+        assert page.total == 0
+    finally:
+        await responder.stop()
