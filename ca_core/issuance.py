@@ -12,7 +12,6 @@ issue(request): validate -> rate limit -> build -> sign -> store -> return.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -36,6 +35,7 @@ from ca_core.errors import (
     ProfileNotEnabled,
     RateLimited,
 )
+from ca_core.keys import with_signer
 from ca_core.model import (
     CaKind,
     CertificateRecord,
@@ -151,12 +151,7 @@ class IssuanceService:
             raise
         signer = prepared.ca.require_signer()
         signing_started = time.perf_counter()
-        if signer.blocking:
-            der = await asyncio.get_running_loop().run_in_executor(
-                self._executor, sign_certificate, prepared.spec, signer
-            )
-        else:
-            der = sign_certificate(prepared.spec, signer)
+        der = await with_signer(signer.blocking, self._executor, sign_certificate, prepared.spec, signer)
         signing_seconds = time.perf_counter() - signing_started
         spec = prepared.spec
         now = self._clock.now()

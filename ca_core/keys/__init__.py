@@ -9,7 +9,10 @@ for: `cryptography` builds the TBS in Rust and only the signature comes from the
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
@@ -17,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from ca_core.model import KeyAlgorithm
+
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -49,6 +54,14 @@ class Signer(Protocol):
     def decrypt(self, ciphertext: bytes) -> bytes:
         """RSA PKCS#1 v1.5 key transport decryption (SCEP RA); EC keys raise."""
         ...
+
+
+async def with_signer(blocking: bool, executor: Executor | None, fn: Callable[..., _T], *args: Any) -> _T:
+    """Run `fn(*args)`, work that signs, where the signer says it belongs: on the caller's
+    thread for a fast key, in `executor` for a blocking one (Signer.blocking)."""
+    if not blocking:
+        return fn(*args)
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
 
 class KeyStore(Protocol):

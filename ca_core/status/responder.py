@@ -34,6 +34,7 @@ from ca_core.audit import AuditEntry
 from ca_core.authority import Authority
 from ca_core.clock import Clock
 from ca_core.errors import BadRequest, CegError, NotFound
+from ca_core.keys import with_signer
 from ca_core.model import CaState, CertificateRecord, CertStatus, RevocationReason
 from ca_core.status.ocsp import (
     GOOD,
@@ -314,11 +315,16 @@ class OcspResponder:
     async def _sign(
         self, context: _Context, produced_at: dt.datetime, answers: list[Any], nonce: bytes | None
     ) -> bytes:
-        if context.blocking:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, sign_response, context.responder, context.sign, produced_at, answers, nonce
-            )
-        return sign_response(context.responder, context.sign, produced_at, answers, nonce)
+        return await with_signer(
+            context.blocking,
+            self._executor,
+            sign_response,
+            context.responder,
+            context.sign,
+            produced_at,
+            answers,
+            nonce,
+        )
 
     async def _check_signature(self, context: _Context, request: OcspRequest, now: dt.datetime) -> None:
         if request.signature is None:
@@ -482,10 +488,7 @@ class OcspResponder:
                 )
             return out
 
-        if context.blocking:
-            responses = await asyncio.get_running_loop().run_in_executor(self._executor, sign_all)
-        else:
-            responses = sign_all()
+        responses = await with_signer(context.blocking, self._executor, sign_all)
         await self._status.store_responses(responses)
 
     async def status_changed(self, record: CertificateRecord, publish_now: bool) -> None:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from ca_core.errors import Conflict
-from ca_core.keys import Signer
+from ca_core.keys import Signer, with_signer
 from ca_core.model import IssuanceRequest, Requester
 from ca_core.services import Services
 from protocols.cmp import codec, protection
@@ -56,9 +56,7 @@ class ResponderCredential:
     algorithm: codec.SignatureAlgorithm
 
     async def sign(self, data: bytes, services: Services) -> bytes:
-        if self.signer.blocking:
-            return await asyncio.get_running_loop().run_in_executor(services.executor, self.signer.sign, data)
-        return self.signer.sign(data)
+        return await with_signer(self.signer.blocking, services.executor, self.signer.sign, data)
 
 
 class Responders:

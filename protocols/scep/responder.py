@@ -23,7 +23,7 @@ import asyncio
 import base64
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from ca_core.approvals import ApprovalState
 from ca_core.audit import Action, AuditEntry
 from ca_core.authority import CertificateAuthority
 from ca_core.errors import CegError, Conflict, Forbidden, NotFound, Unauthorized
+from ca_core.keys import with_signer
 from ca_core.model import CertificateRecord, Requester
 from ca_core.services import Services
 from ca_core.x509.csr import parse_csr
@@ -143,11 +144,6 @@ class ScepResponder:
     def registration_authority(self) -> RegistrationAuthority:
         return self._ra
 
-    async def _blocking(self, blocking: bool, fn: Callable[..., T], *args: Any) -> T:
-        if not blocking:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._services.executor, fn, *args)
-
     # --- the plain GET operations (RFC 8894 4.1, 4.2, 4.7) -----------------------------------
 
     async def capabilities(self, binding: Binding) -> bytes:
@@ -174,8 +170,9 @@ class ScepResponder:
         signer = ca.require_signer()
         identity = await self._ra.identity(binding.ca)
         content_signer = cms.key_signer(ca.der, signer.private_key(), signer.algorithm.signature_hash().name)
-        return await self._blocking(
+        return await with_signer(
             signer.blocking,
+            self._services.executor,
             cms.sign_signed,
             content_signer,
             None,
@@ -248,8 +245,9 @@ class ScepResponder:
         blocking = identity.current.signer.blocking
         random_bytes = self._services.random_bytes
         try:
-            return await self._blocking(
+            return await with_signer(
                 blocking,
+                self._services.executor,
                 codec.open_message_data,
                 request.message,
                 identity.recipients,
@@ -263,8 +261,14 @@ class ScepResponder:
             fresh = await self._ra.identity(request.binding.ca, refresh=True)
             if fresh.recipients == identity.recipients:
                 raise
-        return await self._blocking(
-            blocking, codec.open_message_data, request.message, fresh.recipients, accepted, random_bytes
+        return await with_signer(
+            blocking,
+            self._services.executor,
+            codec.open_message_data,
+            request.message,
+            fresh.recipients,
+            accepted,
+            random_bytes,
         )
 
     async def _cert_rep(self, request: _Request, identity: RaIdentity, answer: _Answer) -> bytes:
@@ -289,8 +293,13 @@ class ScepResponder:
         )
         key = identity.current
         content_signer = key.content_signer(core.reply_digest(request.message.digest_algorithm))
-        return await self._blocking(
-            key.signer.blocking, codec.encode_cert_rep, reply, content_signer, request.now
+        return await with_signer(
+            key.signer.blocking,
+            self._services.executor,
+            codec.encode_cert_rep,
+            reply,
+            content_signer,
+            request.now,
         )
 
     # --- enrolment: PKCSReq, RenewalReq (RFC 8894 3.3.1) -----------------------------------------
