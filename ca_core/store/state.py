@@ -43,27 +43,6 @@ class StateDocument:
     updated_at: dt.datetime
 
 
-def _new_row(
-    namespace: str,
-    key: str,
-    document: dict[str, Any],
-    now: dt.datetime,
-    lookup: str | None,
-    expires_at: dt.datetime | None,
-) -> dict[str, Any]:
-    """The state_documents row of a document created now (version 1)."""
-    return {
-        "namespace": namespace,
-        "key": key,
-        "lookup": lookup,
-        "document": document,
-        "version": 1,
-        "expires_at": expires_at,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
 def _doc(row: Any) -> StateDocument:
     m = row._mapping
     return StateDocument(
@@ -131,25 +110,17 @@ class StateStore:
             await self.commit([StateWrite(namespace, key, document, None, lookup, expires_at)], now)
             return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
         try:
-            await uow.conn.execute(insert(_T), [_new_row(namespace, key, document, now, lookup, expires_at)])
-        except IntegrityError:
-            raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
-        return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
-
-    async def create_batched(
-        self,
-        namespace: str,
-        key: str,
-        document: dict[str, Any],
-        now: dt.datetime,
-        lookup: str | None = None,
-        expires_at: dt.datetime | None = None,
-    ) -> StateDocument:
-        """`create` through the database's group commit: joined with whatever other inserts
-        are waiting (certificates, audit entries) into one commit, so a hot path that only
-        inserts does not pay a commit of its own. Conflict if the key exists."""
-        try:
-            await self._db.insert_batched([(_T, _new_row(namespace, key, document, now, lookup, expires_at))])
+            row = {
+                "namespace": namespace,
+                "key": key,
+                "lookup": lookup,
+                "document": document,
+                "version": 1,
+                "expires_at": expires_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            await uow.conn.execute(insert(_T), [row])
         except IntegrityError:
             raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
         return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)

@@ -169,20 +169,20 @@ def certs_only(certificates: Sequence[bytes], crls: Sequence[bytes] = ()) -> byt
 
 def certificates_of(content_info_der: bytes) -> list[bytes]:
     """The certificates of a certs-only (or any) SignedData."""
-    info = cms.ContentInfo.load(content_info_der)
-    if info["content_type"].native != "signed_data":
-        raise ValueError("not a CMS SignedData")
-    certs = info["content"]["certificates"]
-    return [c.chosen.dump() for c in certs] if certs else []
+    return _signed_data_set(content_info_der, "certificates")
 
 
 def crls_of(content_info_der: bytes) -> list[bytes]:
     """The CRLs of a SignedData (a SCEP GetCRL reply, for instance)."""
+    return _signed_data_set(content_info_der, "crls")
+
+
+def _signed_data_set(content_info_der: bytes, field: str) -> list[bytes]:
     info = cms.ContentInfo.load(content_info_der)
     if info["content_type"].native != "signed_data":
         raise ValueError("not a CMS SignedData")
-    crls = info["content"]["crls"]
-    return [c.chosen.dump() for c in crls] if crls else []
+    items = info["content"][field]
+    return [c.chosen.dump() for c in items] if items else []
 
 
 # --- SignedData: parse and verify -------------------------------------------------------

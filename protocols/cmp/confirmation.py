@@ -22,7 +22,7 @@ from ca_core.errors import CegError, Conflict, InvalidState, NotFound
 from ca_core.model import RevocationReason
 from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
-from protocols.cmp.core import TX_NAMESPACE, UNCONFIRMED, Transaction, TxState, issuance_key
+from protocols.cmp.core import TX_NAMESPACE, UNCONFIRMED, Transaction, TxState, closed, issuance_key
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,8 @@ async def revoke_unaccepted(services: Services, tx: Transaction, key: str, why: 
 
     The transaction is ended first, by compare-and-set: if a certConf confirmed it in the
     meantime, Conflict is raised and the certificate stays valid."""
-    now = services.clock.now()
     ended = replace(tx, state=TxState.REVOKED)
-    await services.store.state.put(
-        TX_NAMESPACE, key, ended.document(), now, tx.version, lookup=None, expires_at=ended.expires_at(now)
-    )
+    await _end(services, tx, key, ended)
     if tx.serial is not None:
         try:
             await services.revocation.revoke(
@@ -55,22 +52,20 @@ async def revoke_unaccepted(services: Services, tx: Transaction, key: str, why: 
     return replace(ended, version=tx.version + 1)
 
 
+async def _end(services: Services, tx: Transaction, key: str, ended: Transaction) -> None:
+    """Store the ended transaction if `tx` is still the stored version (else Conflict)."""
+    now = services.clock.now()
+    await services.store.state.put(
+        TX_NAMESPACE, key, ended.document(), now, tx.version, lookup=None, expires_at=ended.expires_at(now)
+    )
+
+
 async def _end_interrupted(services: Services, tx: Transaction, key: str) -> int:
     """A transaction whose worker stopped while issuing: whatever it stored was never
     delivered, so it is revoked (found by the request key); the transaction ends."""
     stored = await services.store.certificates.by_request_key(issuance_key(key, tx))
     if stored is None:
-        now = services.clock.now()
-        ended = replace(tx, state=TxState.CLOSED, confirm_by=None)
-        await services.store.state.put(
-            TX_NAMESPACE,
-            key,
-            ended.document(),
-            now,
-            tx.version,
-            lookup=None,
-            expires_at=ended.expires_at(now),
-        )
+        await _end(services, tx, key, closed(tx))
         return 0
     await revoke_unaccepted(services, replace(tx, serial=stored.serial), key, "issuance interrupted")
     return 1

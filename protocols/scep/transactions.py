@@ -8,9 +8,9 @@ One (CA, transactionID) is a set of rows in the state store, found by their comm
 - a result row (issued with its serial, pending with its approval id, rejected or
   refused with the reason), inserted once the request is decided.
 
-Both are plain inserts on the hot path and go through the database's group commit, so
-an enrolment adds no commit of its own besides the certificate's; a new request is
-claimed without reading first (its claim insert is what detects a replay). Only rare
+Both are plain inserts on the hot path, group-committed with other requests' state
+writes (StateStore.create); a new request is claimed without reading first (its claim
+insert is what detects a replay). Only rare
 paths (an officer's decision, retrying a refused request, taking over an abandoned
 claim) update rows, by compare-and-set.
 """
@@ -83,7 +83,7 @@ class TransactionStore:
         existing = loaded.claims.get(fingerprint)
         try:
             if existing is None:
-                await state.create_batched(
+                await state.create(
                     self._namespace,
                     _row_key(loaded.key, fingerprint, "c"),
                     document,
@@ -108,7 +108,7 @@ class TransactionStore:
         if existing is None:
             key = _row_key(loaded.key, attempt.fingerprint, "r")
             try:
-                created = await state.create_batched(self._namespace, key, document, now, loaded.key, expires)
+                created = await state.create(self._namespace, key, document, now, loaded.key, expires)
             except Conflict:
                 current = await state.get(self._namespace, key)
                 if current is None:
