@@ -40,7 +40,8 @@ from protocols._shared import cms
 from protocols.scep import codec
 from protocols.scep.codec import MessageType, PkiStatus
 from tests.support.gateway import free_port
-from tests.support.scep_peer import scep_csr, self_signed
+from tests.support.pki import self_signed
+from tests.support.scep_peer import scep_csr
 
 ENROLMENTS = 600
 WARMUP = 24

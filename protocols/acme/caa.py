@@ -44,7 +44,7 @@ def issuer_of(value: str) -> str:
 
 def permits(records: Sequence[CaaRecord], identities: Iterable[str], wildcard: bool) -> bool:
     """Whether the relevant RRset `records` lets one of `identities` issue (RFC 8659 4)."""
-    if any(r.flags & _CRITICAL and r.tag not in KNOWN_TAGS for r in records):
+    if _unknown_critical(records):
         return False
     tag = "issuewild" if wildcard and any(r.tag == "issuewild" for r in records) else "issue"
     properties = [r for r in records if r.tag == tag]
@@ -52,6 +52,10 @@ def permits(records: Sequence[CaaRecord], identities: Iterable[str], wildcard: b
         return True  # only iodef, or nothing that restricts issuance
     ours = {i.lower().rstrip(".") for i in identities}
     return any(issuer_of(p.value) in ours for p in properties if issuer_of(p.value))
+
+
+def _unknown_critical(records: Sequence[CaaRecord]) -> bool:
+    return any(r.flags & _CRITICAL and r.tag not in KNOWN_TAGS for r in records)
 
 
 Lookup = Callable[[str], Awaitable[list[CaaRecord] | None]]
@@ -97,7 +101,7 @@ async def refusals(names: Iterable[str], identities: Sequence[str], lookup: Look
         except CaaLookupError as exc:
             out.append((name, str(exc)))
             continue
-        if any(r.flags & _CRITICAL and r.tag not in KNOWN_TAGS for r in records):
+        if _unknown_critical(records):
             out.append((name, f"the CAA records for {base} have a critical property unknown here"))
         elif not permits(records, identities, wildcard):
             named = sorted(

@@ -18,6 +18,7 @@ from cryptography.x509.oid import AttributeOID, NameOID
 from protocols._shared import cms
 from protocols.scep import codec
 from protocols.scep.codec import MessageType
+from tests.support.pki import self_signed
 
 ALL_CIPHERS = frozenset({cms.AES_128_CBC, cms.AES_192_CBC, cms.AES_256_CBC, cms.DES_EDE3_CBC, cms.DES_CBC})
 
@@ -28,23 +29,6 @@ def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str) -> bytes:
-    """The throwaway certificate a device signs its first request with (RFC 8894 2.3)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return der(cert)
 
 
 def scep_csr(

@@ -16,26 +16,11 @@ from cryptography.x509.oid import AttributeOID, NameOID
 
 from protocols.est import codec
 from protocols.est.errors import EstError
-from tests.support.pki import make_csr, new_key
+from tests.support.pki import make_csr, new_key, self_signed
 
 
 def _self_signed(cn: str) -> bytes:
-    import datetime as dt
-
-    key = new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+    return self_signed(new_key(), cn)
 
 
 def _lines(text: bytes, width: int, sep: bytes) -> bytes:
