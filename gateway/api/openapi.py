@@ -11,7 +11,6 @@ from functools import cache
 from typing import Any
 
 from ca_core.model import CertStatus, KeyAlgorithm, RevocationReason, Service
-from protocols.scep.core import MAX_CHALLENGE_TTL
 
 Schema = dict[str, Any]
 
@@ -849,7 +848,10 @@ def admin_document() -> Schema:
                 obj(
                     {
                         "subject": {"type": "string", "description": "RFC 4514 DN the CSR must carry"},
-                        "ttl_seconds": {"type": "integer", "minimum": 60, "maximum": MAX_CHALLENGE_TTL},
+                        "ttl_seconds": {
+                            "type": "integer",
+                            "description": "seconds it stays valid; SCEP takes 60 to 30 days' worth",
+                        },
                     },
                     (),
                 ),

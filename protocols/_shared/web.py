@@ -72,7 +72,11 @@ class PeriodicJob:
 
 @runtime_checkable
 class Frontend(Protocol):
-    """One protocol front-end, found through the `ceg.protocols` entry-point group."""
+    """One protocol front-end, found through the `ceg.protocols` entry-point group.
+
+    Optional besides `periodic_jobs`: `async create_challenge(services, ca, subject,
+    ttl_seconds, actor)`, for front-ends whose bindings hand out one-time challenges
+    (SCEP); the administration API offers it for any front-end that has it."""
 
     name: str  # "acme", "est", ...
     prefixes: tuple[str, ...]  # static mount points, e.g. ("/.well-known/cmp/p/", "/cmp/")

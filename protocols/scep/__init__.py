@@ -75,6 +75,13 @@ class ScepFrontend:
     def application(self) -> web.Application:
         return routes.build_application(self.name, self.responder)
 
+    async def create_challenge(
+        self, services: Services, ca: str, subject: str | None, ttl_seconds: int | None, actor: str
+    ) -> IssuedChallenge:
+        """A one-time challengePassword for this front-end's binding on `ca` (the optional
+        Frontend hook the administration API calls)."""
+        return await create_challenge(services, ca, subject, ttl_seconds, actor, self.name)
+
     def default_settings(self, ca: str) -> dict[str, Any]:
         # Dynamic challenges by default: nothing enrols until an operator hands one out.
         return {
