@@ -74,6 +74,7 @@ def request_to_json(request: IssuanceRequest) -> dict[str, Any]:
             {"oid": e.oid, "value": b64(e.value), "critical": e.critical} for e in request.extensions
         ],
         "renewal_of": request.renewal_of,
+        "request_key": request.request_key,
     }
 
 
@@ -99,6 +100,7 @@ def request_from_json(data: dict[str, Any]) -> IssuanceRequest:
             for e in data.get("extensions", [])
         ),
         renewal_of=data.get("renewal_of"),
+        request_key=data.get("request_key"),
     )
 
 

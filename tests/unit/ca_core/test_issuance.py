@@ -238,3 +238,19 @@ async def test_a_request_key_gets_one_certificate_however_often_it_is_asked(
         await services.issuance.issue(request("scep:tx-1", ca="second"))
     with pytest.raises(BadRequest):
         await services.issuance.issue(request("k" * 65))
+
+
+async def test_a_request_waiting_for_an_officer_keeps_its_request_key(services: Services) -> None:
+    await make_hierarchy(services)
+    request = IssuanceRequest(
+        ca="issuing",
+        profile="privatessl-tls-server",
+        requester=Requester("test"),
+        csr=make_csr(dns=["approved.example"]),
+        request_key="scep:tx-approve",
+    )
+    pending = await services.approvals.submit(request)
+    assert (await services.approvals.get(pending.id)).request.request_key == "scep:tx-approve"
+    issued = await services.approvals.approve(pending.id, "officer")
+    stored = await services.store.certificates.by_request_key("scep:tx-approve")
+    assert stored is not None and stored.serial == issued.serial_hex
