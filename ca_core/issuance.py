@@ -35,7 +35,6 @@ from ca_core.errors import (
     ProfileNotEnabled,
     RateLimited,
 )
-from ca_core.keys import with_signer
 from ca_core.model import (
     CaKind,
     CertificateRecord,
@@ -46,7 +45,7 @@ from ca_core.model import (
 )
 from ca_core.profiles import Catalogue, Profile
 from ca_core.store import Store
-from ca_core.x509.certificate import CertificateSpec, new_serial, sign_certificate
+from ca_core.x509.certificate import CertificateSpec, new_serial
 from ca_core.x509.csr import parse_csr
 from ca_core.x509.extensions import (
     FixedExtensions,
@@ -56,6 +55,7 @@ from ca_core.x509.extensions import (
     fixed_extensions,
 )
 from ca_core.x509.names import check_general_name, san_text
+from ca_core.x509.signing_batch import SigningBatcher
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class IssuanceService:
         self._random = random_bytes
         self._urls = urls
         self._executor = executor
+        self._signing = SigningBatcher(executor)
         self._limits = rate_limits or RateLimits()
         self._fixed: dict[tuple[str, bool, IssuerRef, bool], FixedExtensions] = {}
         self._observers: list[IssuanceObserver] = []
@@ -151,7 +152,7 @@ class IssuanceService:
             raise
         signer = prepared.ca.require_signer()
         signing_started = time.perf_counter()
-        der = await with_signer(signer.blocking, self._executor, sign_certificate, prepared.spec, signer)
+        der = await self._signing.sign(prepared.spec, signer)
         signing_seconds = time.perf_counter() - signing_started
         spec = prepared.spec
         now = self._clock.now()
