@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from bench.report import Report
+from tests.support import pki
 
 ORDERS = int(os.environ.get("CEG_BENCH_ACME_ORDERS", "600"))
 # Debian's Pebble 2.4 deadlocks (every handler stuck) within a few hundred orders at 32
@@ -381,25 +382,11 @@ def wait_for_port(port: int, seconds: float = 30) -> None:
 
 
 def self_signed(work: Path) -> tuple[Path, Path]:
+    """Pebble's TLS certificate and key, for 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble bench")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    der = pki.self_signed(key, "pebble bench", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     cert_path, key_path = work / "pebble.pem", work / "pebble.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(pki.pem(der))
     key_path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -120,7 +120,6 @@ class IssuanceService:
         self._clock = clock
         self._random = random_bytes
         self._urls = urls
-        self._executor = executor
         self._signing = SigningBatcher(executor)
         self._limits = rate_limits or RateLimits()
         self._fixed: dict[tuple[str, bool, IssuerRef, bool], FixedExtensions] = {}

@@ -45,7 +45,9 @@ def make_csr(
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def self_signed(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str) -> bytes:
+def self_signed(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str, sans: Sequence[x509.GeneralName] = ()
+) -> bytes:
     """A throwaway self-signed certificate (DER) for `key`, valid for a day."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime.now(dt.UTC)
@@ -57,9 +59,10 @@ def self_signed(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str) ->
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.DER)
+    if sans:
+        cert = cert.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return cert.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
 def pem(der: bytes) -> bytes:
