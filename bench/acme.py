@@ -403,24 +403,23 @@ def report_runs(report: Report, runs: dict[str, dict[int, Figures]]) -> None:
         if not figures:
             continue
         best = max(figures, key=lambda f: f.rate)
-        name = "pebble" if side == "pebble" else f"ceg {_workers(side)}w"
-        shape = "" if side == "pebble" else f", {_workers(side)} worker process(es)"
-        if side == "default":
-            shape += ", the default"
+        is_ceg = side != "pebble"
+        name = f"ceg {_workers(side)}w" if is_ceg else "pebble"
+        setup = f", {_workers(side)} worker process(es)" if is_ceg else ""
+        setup += (", the default" if side == "default" else "") + (", SQLite" if is_ceg else "")
         rounds = ", ".join(f"{f.rate:.0f}" for f in figures)
         report.add(
             "acme",
             f"{name} orders/s",
             f"{best.rate:.1f}",
             f"best of {len(figures)} rounds ({rounds}); {best.orders} orders, "
-            f"{best.requests / best.orders:.1f} requests each, {CONCURRENCY} clients{shape}"
-            + ("" if side == "pebble" else ", SQLite"),
+            f"{best.requests / best.orders:.1f} requests each, {CONCURRENCY} clients{setup}",
         )
         report.add(
             "acme",
             f"{name} server CPU ms/order",
             f"{best.cpu_ms:.1f}",
-            f"{best.sys_ms:.1f} in the kernel" + ("" if side == "pebble" else "; all worker processes"),
+            f"{best.sys_ms:.1f} in the kernel" + ("; all worker processes" if is_ceg else ""),
         )
         report.add(
             "acme",
@@ -435,12 +434,11 @@ def report_runs(report: Report, runs: dict[str, dict[int, Figures]]) -> None:
     for side, by_round in runs.items():
         if side == "pebble" or not by_round:
             continue
-        figures = list(by_round.values())
         paired = [f.rate / pebble[r].rate for r, f in by_round.items() if r in pebble]
         report.add(
             "acme",
             f"ceg {_shape(side)} / pebble",
-            f"{max(f.rate for f in figures) / pebble_best:.2f}",
+            f"{max(f.rate for f in by_round.values()) / pebble_best:.2f}",
             "best to best; round by round " + ", ".join(f"{r:.2f}" for r in paired),
         )
 
