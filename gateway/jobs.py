@@ -14,8 +14,9 @@ Jobs (each runs when its interval has passed, on whichever worker leads):
 - ocsp-presign (every 5 minutes): pre-signed responses for new or aging certificates.
 - certificate-expiry (every 5 minutes): normal certificates past notAfter become expired,
   each with its "expired" certificate event.
-- state-purge (every 5 minutes): state documents (protocol transactions, nonces, leases)
-  past their expiry are deleted.
+- state-purge (every 5 minutes): state documents (protocol transactions, leases) past
+  their expiry are deleted.
+- spent-token-purge (every 5 minutes): used ACME nonces past their expiry are forgotten.
 - every front-end's optional `periodic_jobs` (protocols._shared.web.PeriodicJob), named
   "<front-end>:<job>", e.g. CMP's revocation of certificates never confirmed.
 """
@@ -186,7 +187,13 @@ def housekeeping_jobs(services: Services) -> list[Job]:
     async def purge_state() -> int:
         return await services.store.state.purge_expired(services.clock.now())
 
-    return [Job("state-purge", dt.timedelta(minutes=5), purge_state)]
+    async def purge_spent() -> int:
+        return await services.store.spent.purge_expired(services.clock.now())
+
+    return [
+        Job("state-purge", dt.timedelta(minutes=5), purge_state),
+        Job("spent-token-purge", dt.timedelta(minutes=5), purge_spent),
+    ]
 
 
 def frontend_jobs(services: Services, frontends: Iterable[Frontend]) -> list[Job]:

@@ -16,6 +16,7 @@ from ca_core.store.counters import Counters
 from ca_core.store.credentials import CredentialRepository
 from ca_core.store.database import Database, UnitOfWork
 from ca_core.store.migrate import migrate
+from ca_core.store.spent import SpentTokens, open_spent_tokens
 from ca_core.store.state import StateDocument, StateStore
 
 
@@ -29,22 +30,26 @@ class Store:
     credentials: CredentialRepository
     bindings: BindingRepository
     counters: Counters
+    spent: SpentTokens
 
     @classmethod
     def open(cls, url: str) -> Store:
         db = Database.open(url)
+        state = StateStore(db)
         return cls(
             db=db,
             cas=CaRepository(db),
             certificates=CertificateRepository(db),
             audit=AuditLog(db),
-            state=StateStore(db),
+            state=state,
             credentials=CredentialRepository(db),
             bindings=BindingRepository(db),
             counters=Counters(db),
+            spent=open_spent_tokens(db.sqlite_file, state),
         )
 
     async def close(self) -> None:
+        self.spent.close()
         self.state.close()
         await self.db.close()
 
@@ -53,6 +58,7 @@ __all__ = [
     "CertificateQuery",
     "Database",
     "Page",
+    "SpentTokens",
     "StateDocument",
     "Store",
     "UnitOfWork",

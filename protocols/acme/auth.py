@@ -89,7 +89,9 @@ async def verify_post(
     if header.get("url") != url:
         raise unauthorized(f"the JWS url header {header.get('url')!r} is not the request URL {url!r}")
     now = clock.now()
-    nonce_expires = nonces.check(nonce_key, header.get("nonce"), now, settings.nonce_lifetime_seconds)
+    nonce_expires = nonces.check(
+        nonce_key, header.get("nonce"), now, settings.nonce_lifetime_seconds, repo.nonce_floor
+    )
     has_jwk, has_kid = "jwk" in header, "kid" in header
     if has_jwk == has_kid:
         raise malformed("the protected header needs exactly one of jwk and kid")

@@ -3,8 +3,8 @@
 A nonce is base64url(issued-at seconds (4 bytes) || 12 random bytes || HMAC-SHA256 of
 those, first 16 bytes) under a key every worker shares (stored once in the state store).
 So minting costs no database write, any worker can tell a nonce it never saw is genuine
-and fresh, and only a *used* nonce is written (routes.py records it; a second use finds
-it and is badNonce). Used-nonce records expire with the nonce.
+and fresh, and only a *used* nonce is written (auth.py records it in the store's spent tokens; a
+second use finds it and is badNonce). Used-nonce records expire with the nonce.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ def bad_nonce(detail: str) -> AcmeProblem:
     return AcmeProblem(ProblemType.BAD_NONCE, detail, 400)
 
 
-def check(key: bytes, nonce: object, now: dt.datetime, lifetime_seconds: int) -> dt.datetime:
-    """The nonce's expiry if it is genuine and fresh; badNonce otherwise (use not checked)."""
+def check(
+    key: bytes, nonce: object, now: dt.datetime, lifetime_seconds: int, floor: dt.datetime | None = None
+) -> dt.datetime:
+    """The nonce's expiry if it is genuine and fresh; badNonce otherwise (use not checked).
+    Nonces minted before `floor` are refused too (the store may have lost their use)."""
     if not isinstance(nonce, str) or not nonce:
         raise bad_nonce("the protected header has no nonce")
     try:
@@ -49,4 +52,6 @@ def check(key: bytes, nonce: object, now: dt.datetime, lifetime_seconds: int) ->
     # A little slack for workers whose clocks differ by a second or two.
     if issued > now + dt.timedelta(seconds=30) or now >= expires:
         raise bad_nonce("the nonce has expired")
+    if floor is not None and issued < floor:
+        raise bad_nonce("the nonce was minted before the server restarted")
     return expires

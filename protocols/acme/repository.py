@@ -9,14 +9,15 @@ any of them. Namespaces (the documents are model.py's `to_doc`):
   acme-order        order id -> Order; lookup "acct:{account id}" (the orders list)
   acme-authz        authz id -> Authorization; lookup, once valid, a hash of
                     (account, identifier, wildcard): how newOrder finds one to reuse
-  acme-nonce        used nonces until they expire (see nonces.py)
   acme-secret       the nonce MAC key, created by whichever worker needs it first
   acme-replaced     serial -> order id: certificates already renewed (RFC 9773 5)
 
 Updates are compare-and-set on the document version: a Conflict means another worker
 changed the document first; callers re-read and decide again. Documents with an expiry
-(nonces, orders, authorizations, replaced serials) are deleted once it passes by the
-gateway's state-purge job (gateway/jobs.py), which runs on one worker only.
+(orders, authorizations, replaced serials) are deleted once it passes by the gateway's
+state-purge job (gateway/jobs.py), which runs on one worker only. Used nonces are the
+store's spent tokens (ca_core/store/spent.py), not documents: written on every request,
+they are kept where writing them is cheapest.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ NS_ACCOUNT = "acme-account"
 NS_ACCOUNT_KEY = "acme-account-key"
 NS_ORDER = "acme-order"
 NS_AUTHZ = "acme-authz"
-NS_NONCE = "acme-nonce"
 NS_SECRET = "acme-secret"
 NS_REPLACED = "acme-replaced"
 
@@ -84,12 +84,15 @@ class AcmeRepository:
         assert found is not None
         return b64url_decode(found.document["key"], "nonce key")
 
+    @property
+    def nonce_floor(self) -> dt.datetime | None:
+        """Nonces minted before this are refused: their use may have gone unrecorded."""
+        return self._store.spent.floor
+
     async def use_nonce(self, nonce: str, now: dt.datetime, expires: dt.datetime) -> None:
         """Record a nonce as used; badNonce if it already was (on any worker)."""
-        try:
-            await self._commit([StateWrite(NS_NONCE, nonce, {}, expires_at=expires)], now)
-        except Conflict:
-            raise bad_nonce("the nonce was already used") from None
+        if not await self._store.spent.spend(nonce, now, expires):
+            raise bad_nonce("the nonce was already used")
 
     # --- accounts --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ something wrong on purpose, hand-made JWS requests) against the live gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_core.model import CertStatus, RevocationReason
 from ca_core.store import CertificateQuery
+from ca_core.store.spent import SqliteSpentTokens
 from tests.interop.acme.support import (
     AcmeSetup,
     Http01Responder,
@@ -283,6 +285,28 @@ async def test_bad_and_replayed_nonces_are_badNonce(acme: AcmeSetup) -> None:
     assert replay.status_code == 400 and replay.json()["type"] == ERR + "badNonce"
     missing = await post(acme_c, url, None, nonce=None)
     assert missing.json()["type"] == ERR + "badNonce"
+
+
+async def test_nonces_minted_before_a_restart_are_badNonce_and_a_retry_succeeds(acme: AcmeSetup) -> None:
+    # On a SQLite file the spent nonces are kept without a disk sync, so a store opened
+    # after a crash refuses every nonce minted before it: none whose use was lost can be
+    # replayed. Here the running store gets the floor a restart a second from now gives.
+    spent = acme.live.services.store.spent
+    assert isinstance(spent, SqliteSpentTokens) and spent.floor is not None
+    acme_c = await in_thread(acme_client, acme)
+    url = acme_c.net.account["uri"]
+    before = jose.b64.b64decode(await in_thread(fresh_nonce, acme_c))
+    opened = spent.floor
+    spent.floor = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    try:
+        await asyncio.sleep(1.1)
+        refused = await post(acme_c, url, None, nonce=before)
+        assert refused.status_code == 400 and refused.json()["type"] == ERR + "badNonce"
+        assert "restarted" in refused.json()["detail"]
+        retry = jose.b64.b64decode(refused.headers["Replay-Nonce"])
+        assert (await post(acme_c, url, None, nonce=retry)).status_code == 200
+    finally:
+        spent.floor = opened
 
 
 async def test_jws_rules(acme: AcmeSetup) -> None:

@@ -115,11 +115,13 @@ async def test_front_end_jobs_and_state_purge_run_on_the_leader(
 
     now = services.clock.now()
     await services.store.state.create("test-ns", "gone", {}, now, expires_at=now - dt.timedelta(seconds=1))
+    await services.store.spent.spend("used-nonce", now, now - dt.timedelta(seconds=1))
     scheduler = scheduler_for(services, discover().values())
     names = [job.name for job in scheduler.jobs]
-    assert "cmp:cmp-revoke-unconfirmed" in names and "state-purge" in names
+    assert "cmp:cmp-revoke-unconfirmed" in names and "state-purge" in names and "spent-token-purge" in names
     results = await scheduler.run_once()
     assert results["state-purge"] == 1 and results["cmp:cmp-revoke-unconfirmed"] == 0
+    assert results["spent-token-purge"] == 1
     assert await services.store.state.get("test-ns", "gone") is None
 
 

@@ -150,6 +150,11 @@ def test_nonces_are_single_purpose_tokens() -> None:
     assert nonce != nonces.mint(key, NOW, random)
     expires = nonces.check(key, nonce, NOW + dt.timedelta(minutes=5), 3600)
     assert expires == NOW + dt.timedelta(hours=1)
+    # A floor (the spent-nonce store's opening) refuses what was minted in earlier seconds.
+    assert nonces.check(key, nonce, NOW, 3600, floor=NOW.replace(microsecond=0)) == expires
+    with pytest.raises(AcmeProblem) as before_floor:
+        nonces.check(key, nonce, NOW, 3600, floor=NOW.replace(microsecond=0) + dt.timedelta(seconds=1))
+    assert before_floor.value.type is ProblemType.BAD_NONCE
     for bad, when in [
         (nonce, NOW + dt.timedelta(hours=1)),  # expired
         (nonces.mint(b"other key", NOW, random), NOW),  # not ours
