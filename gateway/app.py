@@ -127,7 +127,7 @@ def create_app(
     extra: tuple[AppHook, ...] = (),
 ) -> web.Application:
     """The root application. With `services` given (tests), the caller owns their lifetime."""
-    app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[request_context()], client_max_size=1024 * 1024)
     app[CONFIG] = config
     found = frontends if frontends is not None else discover()
     app[FRONTENDS] = found

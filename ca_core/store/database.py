@@ -102,7 +102,10 @@ class WriteGate:
     async def hold(self) -> AsyncIterator[None]:
         if self._lock is None:
             self._lock = asyncio.Lock()
-        await asyncio.wait_for(self._lock.acquire(), self._timeout)
+        if self._lock.locked():
+            await asyncio.wait_for(self._lock.acquire(), self._timeout)
+        else:  # free: taken at once, without the task and timer wait_for sets up
+            await self._lock.acquire()
         try:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -62,7 +62,8 @@ class Row:
 
 
 def stored_time(value: dt.datetime | None) -> str | None:
-    return None if value is None else utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat writes it a few times faster.
+    return None if value is None else utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def stored_json(value: Any) -> str:
