@@ -31,9 +31,9 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.engine import make_url
@@ -45,6 +45,8 @@ from ca_core.errors import InvalidState
 from ca_core.store import tables as t
 from ca_core.store.sqlite_inserts import InsertBatch, audit_row, commit_inserts
 from ca_core.store.state_sqlite import MMAP_BYTES, SqliteDirect
+
+T = TypeVar("T")
 
 _MAX_BATCH = 512
 
@@ -117,6 +119,15 @@ class WriteGate:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
+
+    def let_go_of_file(self) -> None:
+        """Release the cross-process lock now; safe from any thread. The writer thread
+        calls it the moment its COMMIT returns, so other workers do not wait for this
+        process's busy event loop to come round to leaving `hold` (the in-process lock is
+        kept until then; unlocking again there is a no-op)."""
+        fd = self._fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     async def _lock_file(self, fd: int) -> None:
         try:
@@ -202,6 +213,16 @@ class Database:
         this process and the other workers'); a no-op on PostgreSQL."""
         return self._gate.hold() if self._gate is not None else contextlib.nullcontext()
 
+    async def direct_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in a write transaction on the direct sqlite3 path (SqliteDirect.write),
+        holding the write gate, whose file lock is let go as soon as COMMIT returns."""
+        direct = self._direct
+        if direct is None:
+            raise RuntimeError("direct writes need a SQLite file database")
+        gate = self._gate
+        async with self.write_gate():
+            return await direct.write(fn, committed=gate.let_go_of_file if gate is not None else None)
+
     @property
     def engine(self) -> AsyncEngine:
         return self._writer
@@ -275,8 +296,7 @@ class Database:
             items = [InsertBatch(i.rows, i.audit, i.active_ca) for i in batch]
             dialect = self._writer.dialect
             try:
-                async with self.write_gate():
-                    refused_at = await direct.write(lambda conn: commit_inserts(conn, items, dialect))
+                refused_at = await self.direct_write(lambda conn: commit_inserts(conn, items, dialect))
             except sqlite3.IntegrityError as exc:
                 # callers see the same error whichever path wrote (a duplicate key is theirs to handle)
                 raise IntegrityError("group commit", None, exc) from exc

@@ -109,9 +109,7 @@ class StateBatcher:
     async def _commit(self, batch: list[_Item]) -> list[list[int | None] | BaseException]:
         keys = list({(w.namespace, w.key) for item in batch for w in item.writes})
         if self._direct is not None:
-            direct = self._direct
-            async with self._db.write_gate():
-                return await direct.write(lambda conn: _commit_sqlite(conn, batch, keys))
+            return await self._db.direct_write(lambda conn: _commit_sqlite(conn, batch, keys))
         async with self._db.transaction() as tx:
             query = select(_T.c.namespace, _T.c.key, _T.c.version).where(_key_filter(keys))
             if tx.is_postgres:

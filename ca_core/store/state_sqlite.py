@@ -124,7 +124,9 @@ class SqliteDirect:
                 conn.rollback()
         return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._conn()))
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(
+        self, fn: Callable[[sqlite3.Connection], T], committed: Callable[[], None] | None = None
+    ) -> T:
         """Run `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises).
 
         The caller holds the database's write gate (Database.write_gate), which queues
@@ -147,13 +149,15 @@ class SqliteDirect:
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-            return await loop.run_in_executor(self._writer, functools.partial(_transaction, self._conn, fn))
+            return await loop.run_in_executor(
+                self._writer, functools.partial(_transaction, self._conn, fn, committed)
+            )
         try:
             result = fn(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        committing = self._committing = loop.run_in_executor(self._writer, _commit, conn)
+        committing = self._committing = loop.run_in_executor(self._writer, _commit, conn, committed)
         try:
             await asyncio.shield(committing)
         except asyncio.CancelledError:
@@ -182,7 +186,11 @@ class SqliteDirect:
                 setattr(self._local, name, None)
 
 
-def _transaction(connection: Callable[[], sqlite3.Connection], fn: Callable[[sqlite3.Connection], T]) -> T:
+def _transaction(
+    connection: Callable[[], sqlite3.Connection],
+    fn: Callable[[sqlite3.Connection], T],
+    committed: Callable[[], None] | None,
+) -> T:
     conn = connection()
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -190,17 +198,20 @@ def _transaction(connection: Callable[[], sqlite3.Connection], fn: Callable[[sql
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    _commit(conn, committed)
     return result
 
 
-def _commit(conn: sqlite3.Connection) -> None:
+def _commit(conn: sqlite3.Connection, committed: Callable[[], None] | None) -> None:
+    """COMMIT (ROLLBACK if it fails); then `committed`, on this thread, at once."""
     try:
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if committed is not None:
+        committed()
 
 
 # One statement text for any set of keys, so sqlite3's statement cache always hits (a
