@@ -35,6 +35,11 @@ async def test_expired_tokens_are_purged_and_live_ones_kept(matrix_services: Ser
     await spent.spend("live", NOW, LATER)
     assert await spent.purge_expired(NOW + dt.timedelta(minutes=2)) == 1
     assert await spent.spend("live", NOW, LATER) is False
+    # Never before its expiry, to the microsecond, though whole seconds are stored.
+    almost = NOW + dt.timedelta(minutes=5, microseconds=500000)
+    await spent.spend("almost", NOW, almost)
+    assert await spent.purge_expired(almost - dt.timedelta(microseconds=300000)) == 0
+    assert await spent.purge_expired(almost + dt.timedelta(seconds=1)) == 1
     # Purged means forgotten: the nonce check refuses an expired nonce before this.
     assert await spent.spend("old", NOW, NOW + dt.timedelta(minutes=1)) is True
 
@@ -71,9 +76,9 @@ async def test_spent_tokens_never_touch_the_main_sqlite_file(tmp_path: Path) -> 
         main = sqlite3.connect(tmp_path / "ceg.db")
         tables = {r[0] for r in main.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         main.close()
-        assert "spent" not in tables
+        assert not any("spent" in name for name in tables)
         side = sqlite3.connect(tmp_path / "ceg.db-spent")
-        assert side.execute("SELECT token FROM spent").fetchall() == [("side",)]
+        assert side.execute("SELECT token FROM spent_tokens").fetchall() == [("side",)]
         side.close()
     finally:
         await store.close()
