@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -127,6 +128,7 @@ async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | No
         )
     for site in sites:
         await site.start()
+    tune_collector()
     log.info(
         "serving",
         extra={"pid": os.getpid(), "http": config.server.http_port, "https": config.server.https_port},
@@ -142,6 +144,22 @@ async def run_worker(config: Config, reuse_port: bool, ready: asyncio.Event | No
                     await anchors.refresh(services)
     finally:
         await runner.cleanup()
+
+
+# Collections of the youngest generation after this many net new container objects
+# (CPython's default is 700), and of the older ones after 50 and 100 of those.
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_collector() -> None:
+    """Once a worker is serving. What is alive now (modules, the app, its caches) lives
+    as long as the process, so the cyclic collector stops scanning it (gc.freeze); and
+    it runs less often: a request makes thousands of short-lived objects, nearly all
+    freed by reference counting, and at the default threshold a collection ran every
+    few requests (3.5% of a worker's CPU under ACME load, in perf)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def metrics_directory(config: Config) -> Path:
