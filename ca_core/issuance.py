@@ -12,9 +12,11 @@ issue(request): validate -> rate limit -> build -> sign -> store -> return.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +47,7 @@ from ca_core.model import (
 )
 from ca_core.profiles import Catalogue, Profile
 from ca_core.store import Store
+from ca_core.store.state_batch import Changes, StateWrite
 from ca_core.x509.certificate import CertificateSpec, new_serial
 from ca_core.x509.csr import parse_csr
 from ca_core.x509.extensions import (
@@ -140,7 +143,15 @@ class IssuanceService:
             except Exception:  # an observer must never fail an issuance
                 log.exception("issuance observer failed")
 
-    async def issue(self, request: IssuanceRequest) -> IssuedCertificate:
+    async def issue(
+        self,
+        request: IssuanceRequest,
+        recorded_with: Callable[[IssuedCertificate], Sequence[StateWrite]] | None = None,
+    ) -> IssuedCertificate:
+        """Issue and store a certificate. `recorded_with(certificate)`: the caller's state
+        writes that record it (an ACME order made valid), committed in the certificate's
+        own transaction if their versions still match; `recorded` on the result says if
+        they were (if not, the caller writes its record itself)."""
         started = time.perf_counter()
         try:
             prepared = await self._prepare(request)
@@ -186,8 +197,20 @@ class IssuanceService:
                 "request_id": request.requester.request_id,
             },
         )
+        issued = IssuedCertificate(
+            der=der,
+            serial=spec.serial,
+            ca=prepared.ca.id,
+            profile=prepared.profile.id,
+            not_before=spec.not_before,
+            not_after=spec.not_after,
+            chain=prepared.ca.chain,
+        )
+        state = Changes(tuple(recorded_with(issued)), now) if recorded_with is not None else None
         try:
-            await self._store.certificates.insert(record, audit, ca_must_be_active=True)
+            recorded = await self._store.certificates.insert(
+                record, audit, ca_must_be_active=True, state=state
+            )
         except InvalidState as exc:  # deleted meanwhile, by this worker or another
             self._authority.forget(prepared.ca.id)
             await self._audit_refusal(request, exc)
@@ -217,15 +240,7 @@ class IssuanceService:
                 signer.algorithm.value,
             )
         )
-        return IssuedCertificate(
-            der=der,
-            serial=spec.serial,
-            ca=prepared.ca.id,
-            profile=prepared.profile.id,
-            not_before=spec.not_before,
-            not_after=spec.not_after,
-            chain=prepared.ca.chain,
-        )
+        return dataclasses.replace(issued, recorded=state is not None and recorded)
 
     async def _prepare(self, request: IssuanceRequest) -> _Prepared:
         if request.request_key is not None and not 1 <= len(request.request_key) <= 64:

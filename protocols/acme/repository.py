@@ -180,7 +180,12 @@ class AcmeRepository:
         return _versioned(order, 1)
 
     async def save_order(self, order: Order, now: dt.datetime) -> Order:
-        write = StateWrite(
+        [version] = await self._commit([self.order_write(order, now)], now)
+        return _versioned(order, version or 0)
+
+    def order_write(self, order: Order, now: dt.datetime) -> StateWrite:
+        """The compare-and-set write that saves `order` (for a commit made elsewhere)."""
+        return StateWrite(
             NS_ORDER,
             order.id,
             order.to_doc(),
@@ -188,8 +193,11 @@ class AcmeRepository:
             lookup=f"acct:{order.account}",
             expires_at=max(order.expires, now) + KEEP_AFTER_EXPIRY,
         )
-        [version] = await self._commit([write], now)
-        return _versioned(order, version or 0)
+
+    @staticmethod
+    def written(order: Order) -> Order:
+        """`order` as stored by its order_write."""
+        return _versioned(order, order.version + 1)
 
     async def save_authz(self, authz: Authorization, now: dt.datetime) -> Authorization:
         lookup = (
