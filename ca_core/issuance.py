@@ -12,11 +12,9 @@ issue(request): validate -> rate limit -> build -> sign -> store -> return.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,7 +45,6 @@ from ca_core.model import (
 )
 from ca_core.profiles import Catalogue, Profile
 from ca_core.store import Store
-from ca_core.store.state_batch import Changes, StateWrite
 from ca_core.x509.certificate import CertificateSpec, new_serial
 from ca_core.x509.csr import parse_csr
 from ca_core.x509.extensions import (
@@ -143,15 +140,7 @@ class IssuanceService:
             except Exception:  # an observer must never fail an issuance
                 log.exception("issuance observer failed")
 
-    async def issue(
-        self,
-        request: IssuanceRequest,
-        recorded_with: Callable[[IssuedCertificate], Sequence[StateWrite]] | None = None,
-    ) -> IssuedCertificate:
-        """Issue and store a certificate. `recorded_with(certificate)`: the caller's state
-        writes that record it (an ACME order made valid), committed in the certificate's
-        own transaction if their versions still match; `recorded` on the result says if
-        they were (if not, the caller writes its record itself)."""
+    async def issue(self, request: IssuanceRequest) -> IssuedCertificate:
         started = time.perf_counter()
         try:
             prepared = await self._prepare(request)
@@ -197,20 +186,8 @@ class IssuanceService:
                 "request_id": request.requester.request_id,
             },
         )
-        issued = IssuedCertificate(
-            der=der,
-            serial=spec.serial,
-            ca=prepared.ca.id,
-            profile=prepared.profile.id,
-            not_before=spec.not_before,
-            not_after=spec.not_after,
-            chain=prepared.ca.chain,
-        )
-        state = Changes(tuple(recorded_with(issued)), now) if recorded_with is not None else None
         try:
-            recorded = await self._store.certificates.insert(
-                record, audit, ca_must_be_active=True, state=state
-            )
+            await self._store.certificates.insert(record, audit, ca_must_be_active=True)
         except InvalidState as exc:  # deleted meanwhile, by this worker or another
             self._authority.forget(prepared.ca.id)
             await self._audit_refusal(request, exc)
@@ -240,7 +217,15 @@ class IssuanceService:
                 signer.algorithm.value,
             )
         )
-        return dataclasses.replace(issued, recorded=state is not None and recorded)
+        return IssuedCertificate(
+            der=der,
+            serial=spec.serial,
+            ca=prepared.ca.id,
+            profile=prepared.profile.id,
+            not_before=spec.not_before,
+            not_after=spec.not_after,
+            chain=prepared.ca.chain,
+        )
 
     async def _prepare(self, request: IssuanceRequest) -> _Prepared:
         if request.request_key is not None and not 1 <= len(request.request_key) <= 64:

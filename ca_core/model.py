@@ -231,8 +231,6 @@ class IssuedCertificate:
     not_after: dt.datetime
     chain: tuple[bytes, ...] = ()  # issuing CA first, root last
     status: CertStatus = CertStatus.NORMAL
-    # The issue() caller's state writes (`recorded_with`) were committed with it.
-    recorded: bool = False
 
     @property
     def serial_hex(self) -> str:

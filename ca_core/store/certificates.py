@@ -15,7 +15,6 @@ from ca_core.errors import Conflict
 from ca_core.model import CertificateRecord, CertStatus, RevocationReason, utc
 from ca_core.store import tables as t
 from ca_core.store.database import Database, UnitOfWork
-from ca_core.store.state_batch import Changes
 
 _T = t.certificates
 
@@ -97,25 +96,17 @@ class CertificateRepository:
         self._db = db
 
     async def insert(
-        self,
-        record: CertificateRecord,
-        audit: AuditEntry,
-        ca_must_be_active: bool = False,
-        state: Changes | None = None,
-    ) -> bool:
+        self, record: CertificateRecord, audit: AuditEntry, ca_must_be_active: bool = False
+    ) -> None:
         """Store a new certificate and its audit entry; returns once committed.
 
         `ca_must_be_active`: refuse (InvalidState, nothing written) if the issuing CA is not
         active at commit time. Conflict (nothing written) if the serial or the request key
-        is stored already. `state`: state documents committed with the certificate if
-        their versions still match; whether they were (Database.insert_batched).
+        is stored already.
         """
         try:
-            return await self._db.insert_batched(
-                [(_T, record_row(record))],
-                [audit],
-                active_ca=record.ca if ca_must_be_active else None,
-                state=state,
+            await self._db.insert_batched(
+                [(_T, record_row(record))], [audit], active_ca=record.ca if ca_must_be_active else None
             )
         except IntegrityError:
             raise Conflict(

@@ -44,7 +44,6 @@ from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
 from ca_core.errors import InvalidState
 from ca_core.store import tables as t
 from ca_core.store.sqlite_inserts import InsertBatch, audit_row, commit_inserts
-from ca_core.store.state_batch import Changes, apply_sqlalchemy
 from ca_core.store.state_sqlite import MMAP_BYTES, SqliteDirect
 
 T = TypeVar("T")
@@ -158,9 +157,8 @@ class WriteGate:
 class _Pending:
     rows: Sequence[tuple[Table, dict[str, Any]]]
     audit: Sequence[AuditEntry]
-    future: asyncio.Future[bool]  # True unless `state` was given and not applied
+    future: asyncio.Future[None]
     active_ca: str | None = None  # commit only while this CA is active (else InvalidState)
-    state: Changes | None = None
 
 
 class Database:
@@ -257,86 +255,69 @@ class Database:
         rows: Sequence[tuple[Table, dict[str, Any]]],
         audit: Sequence[AuditEntry] = (),
         active_ca: str | None = None,
-        state: Changes | None = None,
-    ) -> bool:
+    ) -> None:
         """Insert rows and audit entries atomically; returns once they are committed.
 
         With `active_ca`, the rows are written only if that CA is still active when the
         batch commits (checked in the same transaction), else InvalidState is raised and
         nothing of this item is written: a CA deleted by another worker, whose state this
         process still has cached, gets no certificate stored after its deletion.
-
-        `state`: state documents (StateStore.commit's writes) to commit in the same
-        transaction, so that a protocol's record of what it stored cannot be lost apart
-        from it. They are applied only if their versions still match; if not, the rows
-        are written anyway and False is returned (the caller re-reads and decides).
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(rows, audit, future, active_ca, state))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(rows, audit, future, active_ca))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_pending())
-        return await future
+        await future
 
     async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:
-                outcomes = await self._commit(batch)
+                refused = await self._commit(batch)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0].future, exc)
                     continue
                 for item in batch:  # find the bad one(s); the rest still commit
                     try:
-                        [outcome] = await self._commit([item])
+                        refused_one = await self._commit([item])
                     except Exception as item_exc:
                         _settle(item.future, item_exc)
                     else:
-                        _settle(item.future, outcome)
+                        _settle(item.future, refused_one.get(id(item)))
             else:
-                for item, outcome in zip(batch, outcomes, strict=True):
-                    _settle(item.future, outcome)
+                for item in batch:
+                    _settle(item.future, refused.get(id(item)))
 
-    async def _commit(self, batch: list[_Pending]) -> list[bool | BaseException]:
-        """Write the batch in one transaction; each item's outcome: InvalidState if refused
-        (its CA no longer active), else whether its state writes were applied."""
+    async def _commit(self, batch: list[_Pending]) -> dict[int, BaseException]:
+        """Write the batch in one transaction; returns the items refused (CA no longer active)."""
         direct = self._direct
         if direct is not None:
-            items = [InsertBatch(i.rows, i.audit, i.active_ca, i.state) for i in batch]
+            items = [InsertBatch(i.rows, i.audit, i.active_ca) for i in batch]
             dialect = self._writer.dialect
             try:
-                done = await self.direct_write(lambda conn: commit_inserts(conn, items, dialect))
+                refused_at = await self.direct_write(lambda conn: commit_inserts(conn, items, dialect))
             except sqlite3.IntegrityError as exc:
                 # callers see the same error whichever path wrote (a duplicate key is theirs to handle)
                 raise IntegrityError("group commit", None, exc) from exc
-            return [
-                InvalidState(f"CA {done.refused[index]} is no longer active", ca=done.refused[index])
-                if index in done.refused
-                else index not in done.state_refused
-                for index in range(len(batch))
-            ]
-        outcomes: list[bool | BaseException] = []
+            return {
+                id(batch[index]): InvalidState(f"CA {ca} is no longer active", ca=ca)
+                for index, ca in refused_at.items()
+            }
+        refused: dict[int, BaseException] = {}
         async with self.transaction() as uow:
             inactive = await self._inactive_cas(uow, {i.active_ca for i in batch if i.active_ca})
             for item in batch:
                 if item.active_ca in inactive:
-                    outcomes.append(
-                        InvalidState(f"CA {item.active_ca} is no longer active", ca=item.active_ca)
+                    refused[id(item)] = InvalidState(
+                        f"CA {item.active_ca} is no longer active", ca=item.active_ca
                     )
                     continue
-                outcomes.append(True)
                 for table, row in item.rows:
                     uow.insert_later(table, row)
                 for entry in item.audit:
                     uow.audit(entry)
-            with_state = [
-                (i, item.state) for i, item in enumerate(batch) if item.state and outcomes[i] is True
-            ]
-            if with_state:
-                applied = await apply_sqlalchemy(uow.conn, uow.is_postgres, [c for _, c in with_state])
-                for (i, _), outcome in zip(with_state, applied, strict=True):
-                    outcomes[i] = not isinstance(outcome, BaseException)
-        return outcomes
+        return refused
 
     async def _inactive_cas(self, uow: UnitOfWork, ca_ids: set[str | None]) -> set[str | None]:
         if not ca_ids:
@@ -349,13 +330,13 @@ class Database:
         return ca_ids - active
 
 
-def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
     if future.done():
         return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
+    if exc is None:
+        future.set_result(None)
     else:
-        future.set_result(outcome)
+        future.set_exception(exc)
 
 
 def _configure_sqlite(engine: AsyncEngine, immediate: bool) -> None:

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Dialect
 
 from ca_core.audit import GENESIS_HASH, AuditEntry, ChainedEntry, chain
 from ca_core.store import tables as t
-from ca_core.store.state_batch import Changes, apply_sqlite
 
 _Processor = Callable[[Any], Any] | None
 
@@ -33,20 +32,12 @@ class InsertBatch:
     rows: Sequence[tuple[Table, dict[str, Any]]]
     audit: Sequence[AuditEntry]
     active_ca: str | None = None
-    state: Changes | None = None  # state documents written with the rows if they can be
 
 
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """What became of the items: refused (with their CA: nothing of theirs written), and
-    those whose state writes were not applied (a Conflict: their rows still were)."""
-
-    refused: dict[int, str]
-    state_refused: set[int]
-
-
-def commit_inserts(conn: sqlite3.Connection, items: Sequence[InsertBatch], dialect: Dialect) -> Committed:
-    """Write the items (see Committed)."""
+def commit_inserts(
+    conn: sqlite3.Connection, items: Sequence[InsertBatch], dialect: Dialect
+) -> dict[int, str]:
+    """Write the items; returns {index of a refused item: its CA}, those items written not at all."""
     wanted = sorted({i.active_ca for i in items if i.active_ca})
     inactive: set[str] = set()
     if wanted:
@@ -79,12 +70,7 @@ def commit_inserts(conn: sqlite3.Connection, items: Sequence[InsertBatch], diale
             conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", new_head)
         else:
             conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", new_head)
-    with_state = [(i, item.state) for i, item in enumerate(items) if item.state and i not in refused]
-    outcomes = apply_sqlite(conn, [changes for _, changes in with_state]) if with_state else []
-    state_refused = {
-        i for (i, _), o in zip(with_state, outcomes, strict=True) if isinstance(o, BaseException)
-    }
-    return Committed(refused, state_refused)
+    return refused
 
 
 def audit_row(entry: ChainedEntry) -> dict[str, Any]:

@@ -25,17 +25,13 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 
 from ca_core.errors import Conflict
 from ca_core.store import tables as t
-
-if TYPE_CHECKING:  # database.py applies state writes with a certificate: see apply_sqlite
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
-    from ca_core.store.database import Database
+from ca_core.store.database import Database
 from ca_core.store.state_sqlite import SELECT_ALL, Row, key_filter, stored_json, stored_time
 
 _T = t.state_documents
@@ -111,10 +107,22 @@ class StateBatcher:
                     item.future.set_result(outcome)
 
     async def _commit(self, batch: list[_Item]) -> list[list[int | None] | BaseException]:
+        keys = list({(w.namespace, w.key) for item in batch for w in item.writes})
         if self._direct is not None:
-            return await self._db.direct_write(lambda conn: apply_sqlite(conn, batch))
+            return await self._db.direct_write(lambda conn: _commit_sqlite(conn, batch, keys))
         async with self._db.transaction() as tx:
-            return await apply_sqlalchemy(tx.conn, tx.is_postgres, batch)
+            query = select(_T.c.namespace, _T.c.key, _T.c.version).where(_key_filter(keys))
+            if tx.is_postgres:
+                query = query.with_for_update()
+            start = {(r.namespace, r.key): int(r.version) for r in (await tx.conn.execute(query)).all()}
+            outcomes, inserts, updates, deletes = _plan(batch, start)
+            if inserts:
+                await tx.conn.execute(insert(_T), inserts)
+            if updates:
+                await tx.conn.execute(_UPDATE, updates)
+            if deletes:
+                await tx.conn.execute(_DELETE, deletes)
+        return outcomes
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -153,55 +161,8 @@ class StateBatcher:
                         f.set_result(found.get(key))
 
 
-class StateChange(Protocol):
-    """One caller's writes, to commit together or not at all (_Item is one)."""
-
-    @property
-    def writes(self) -> Sequence[StateWrite]: ...
-
-    @property
-    def now(self) -> dt.datetime: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """A StateChange that does not come through the batcher."""
-
-    writes: Sequence[StateWrite]
-    now: dt.datetime
-
-
-def apply_sqlite(
-    conn: sqlite3.Connection, changes: Sequence[StateChange]
-) -> list[list[int | None] | BaseException]:
-    """Each change's writes in the transaction `conn` has open, or its Conflict (then
-    none of that change's writes): the semantics of StateStore.commit, in a transaction
-    that may write other things too (a certificate whose issuance the state records)."""
-    keys = list({(w.namespace, w.key) for change in changes for w in change.writes})
-    return _commit_sqlite(conn, changes, keys)
-
-
-async def apply_sqlalchemy(
-    conn: AsyncConnection, is_postgres: bool, changes: Sequence[StateChange]
-) -> list[list[int | None] | BaseException]:
-    """apply_sqlite through SQLAlchemy (PostgreSQL, or SQLite without a file)."""
-    keys = list({(w.namespace, w.key) for change in changes for w in change.writes})
-    query = select(_T.c.namespace, _T.c.key, _T.c.version).where(_key_filter(keys))
-    if is_postgres:
-        query = query.with_for_update()
-    start = {(r.namespace, r.key): int(r.version) for r in (await conn.execute(query)).all()}
-    outcomes, inserts, updates, deletes = _plan(changes, start)
-    if inserts:
-        await conn.execute(insert(_T), inserts)
-    if updates:
-        await conn.execute(_UPDATE, updates)
-    if deletes:
-        await conn.execute(_DELETE, deletes)
-    return outcomes
-
-
 def _plan(
-    batch: Sequence[StateChange], start: dict[tuple[str, str], int]
+    batch: list[_Item], start: dict[tuple[str, str], int]
 ) -> tuple[
     list[list[int | None] | BaseException], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
 ]:
@@ -222,7 +183,7 @@ def _plan(
 
 
 def _commit_sqlite(
-    conn: sqlite3.Connection, batch: Sequence[StateChange], keys: list[tuple[str, str]]
+    conn: sqlite3.Connection, batch: list[_Item], keys: list[tuple[str, str]]
 ) -> list[list[int | None] | BaseException]:
     where, params = key_filter(keys)
     query = f"SELECT namespace, key, version FROM state_documents WHERE {where}"
@@ -276,7 +237,7 @@ def _read_sqlite(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[
     return [Row(values) for values in conn.execute(f"{SELECT_ALL} WHERE {where}", params)]
 
 
-def _apply(item: StateChange, final: _Final) -> list[int | None] | BaseException:
+def _apply(item: _Item, final: _Final) -> list[int | None] | BaseException:
     """Check one caller's writes against the batch so far; apply them if all pass."""
     changes: _Final = {}
     versions: list[int | None] = []

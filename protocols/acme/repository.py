@@ -180,12 +180,7 @@ class AcmeRepository:
         return _versioned(order, 1)
 
     async def save_order(self, order: Order, now: dt.datetime) -> Order:
-        [version] = await self._commit([self.order_write(order, now)], now)
-        return _versioned(order, version or 0)
-
-    def order_write(self, order: Order, now: dt.datetime) -> StateWrite:
-        """The compare-and-set write that saves `order` (for a commit made elsewhere)."""
-        return StateWrite(
+        write = StateWrite(
             NS_ORDER,
             order.id,
             order.to_doc(),
@@ -193,11 +188,8 @@ class AcmeRepository:
             lookup=f"acct:{order.account}",
             expires_at=max(order.expires, now) + KEEP_AFTER_EXPIRY,
         )
-
-    @staticmethod
-    def written(order: Order) -> Order:
-        """`order` as stored by its order_write."""
-        return _versioned(order, order.version + 1)
+        [version] = await self._commit([write], now)
+        return _versioned(order, version or 0)
 
     async def save_authz(self, authz: Authorization, now: dt.datetime) -> Authorization:
         lookup = (

@@ -23,10 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca_core.errors import CegError, Conflict, InvalidState, NotFound, Unauthorized
-from ca_core.model import CertStatus, IssuedCertificate
+from ca_core.model import CertStatus
 from ca_core.services import Services
 from ca_core.status.revocation import StatusChange
-from ca_core.store.state import StateWrite
 from protocols._shared.web import Binding, binding_of, requester_of, services_of
 from protocols.acme import caa, codec, core, jws, nonces, translate
 from protocols.acme.auth import KeyRef, SignedRequest, verify_post
@@ -459,18 +458,12 @@ async def complete(env: Env, processing: Order, serial: str, der: bytes, not_aft
         if current is None or current.status is not OrderStatus.VALID:
             raise
         return current
-    await mark_replaced(env, done, not_after)
+    if done.replaces is not None:
+        try:
+            await env.repo.mark_replaced(done.replaces, done.id, env.now(), not_after)
+        except Conflict:
+            log.info("certificate %s replaced twice", done.replaces, extra={"ca": env.binding.ca})
     return done
-
-
-async def mark_replaced(env: Env, done: Order, not_after: dt.datetime) -> None:
-    """RFC 9773: the certificate the valid order's `replaces` named is renewed."""
-    if done.replaces is None:
-        return
-    try:
-        await env.repo.mark_replaced(done.replaces, done.id, env.now(), not_after)
-    except Conflict:
-        log.info("certificate %s replaced twice", done.replaces, extra={"ca": env.binding.ca})
 
 
 async def finalize(request: web.Request) -> web.Response:
@@ -494,15 +487,9 @@ async def finalize(request: web.Request) -> web.Response:
         raise AcmeProblem(ProblemType.ORDER_NOT_READY, "the order is already being finalized") from None
     await check_caa(env, processing)
     requester = requester_of(request, PROTOCOL, owner.id)
-
-    def made_valid(issued: IssuedCertificate) -> list[StateWrite]:
-        # Committed with the certificate: no moment has it stored and the order not valid.
-        return [env.repo.order_write(core.complete_order(processing, issued.serial_hex, issued.der), now)]
-
     try:
         issued = await env.services.issuance.issue(
-            translate.issuance_request(processing, csr_der, common_name, env.settings, requester),
-            recorded_with=made_valid,
+            translate.issuance_request(processing, csr_der, common_name, env.settings, requester)
         )
     except CegError as exc:
         problem = translate.problem_of(exc, finalizing=True)
@@ -517,11 +504,7 @@ async def finalize(request: web.Request) -> web.Response:
     except BaseException:
         await asyncio.shield(env.repo.save_order(core.fail_order(processing, internal_problem()), env.now()))
         raise
-    if issued.recorded:
-        done = env.repo.written(core.complete_order(processing, issued.serial_hex, issued.der))
-        await mark_replaced(env, done, issued.not_after)
-    else:  # the order changed meanwhile, or the certificate was stored before (request key)
-        done = await complete(env, processing, issued.serial_hex, issued.der, issued.not_after)
+    done = await complete(env, processing, issued.serial_hex, issued.der, issued.not_after)
     log.info(
         "ACME certificate issued",
         extra={"ca": env.binding.ca, "account": owner.id, "order": done.id, "serial": issued.serial_hex},

@@ -4,7 +4,6 @@ something wrong on purpose, hand-made JWS requests) against the live gateway."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -625,76 +624,34 @@ async def test_account_update_and_terms_of_service(acme: AcmeSetup) -> None:
     assert agreed.body.status == "valid"
 
 
-async def ready_order(acme: AcmeSetup, responder: Http01Responder, name: str) -> tuple[Any, Any, bytes]:
+async def test_an_interrupted_finalize_is_completed_with_its_stored_certificate(
+    acme: AcmeSetup, responder: Http01Responder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker stores the certificate, then stops before saving the order as valid.
+    The client polling the order gets it valid with that certificate (found by the CA
+    core's request key), never a second certificate and never a lost one."""
+    from protocols.acme.model import OrderStatus
+    from protocols.acme.repository import AcmeRepository
+
     acme_c = await in_thread(acme_client, acme)
-    _, csr = cert_key_and_csr([name])
+    _, csr = cert_key_and_csr(["interrupted.example.test"])
     order = await in_thread(acme_c.new_order, csr)
     for challb, response in http01_answers(acme_c, order, responder):
         await in_thread(acme_c.answer_challenge, challb, response)
     order = await in_thread(acme_c.poll_authorizations, order, dt.datetime.now() + dt.timedelta(seconds=20))
-    return acme_c, order, csr
 
-
-async def test_the_order_turns_valid_in_the_certificates_own_commit(
-    acme: AcmeSetup, responder: Http01Responder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Finalize stores the certificate and the valid order in one transaction: no
-    separate save of the order is needed (here, it would fail), and no moment exists in
-    which the certificate is stored and the order not valid."""
-    from protocols.acme.model import OrderStatus
-    from protocols.acme.repository import AcmeRepository
-
-    acme_c, order, _ = await ready_order(acme, responder, "atomic.example.test")
     save_order = AcmeRepository.save_order
-
-    async def no_valid_save(self: AcmeRepository, order: Any, now: dt.datetime) -> Any:
-        if order.status is OrderStatus.VALID:
-            raise RuntimeError("a separate save of the valid order")
-        return await save_order(self, order, now)
-
-    monkeypatch.setattr(AcmeRepository, "save_order", no_valid_save)
-    done = await in_thread(acme_c.poll_and_finalize, order, dt.datetime.now() + dt.timedelta(seconds=20))
-    ders = chain_ders(done.fullchain_pem)
-    openssl_verify(tmp_path, root_der(acme), ders[1:], ders[:1])
-    polled = (await in_thread(acme_c._post_as_get, order.uri)).json()
-    assert polled["status"] == "valid" and polled["certificate"]
-    page = await acme.live.services.store.certificates.search(CertificateQuery(text="atomic.example.test"))
-    assert page.total == 1
-    assert format(x509.load_der_x509_certificate(ders[0]).serial_number, "x") == page.items[0].serial
-
-
-async def test_an_interrupted_finalize_is_completed_with_its_stored_certificate(
-    acme: AcmeSetup, responder: Http01Responder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """When the order's record cannot go with the certificate (the order document moved
-    meanwhile), the certificate is stored alone and the order saved after it; here the
-    worker stops in between. The client polling the order gets it valid with that
-    certificate (found by the CA core's request key), never a second certificate and
-    never a lost one."""
-    from protocols.acme.model import OrderStatus
-    from protocols.acme.repository import AcmeRepository
-
-    acme_c, order, csr = await ready_order(acme, responder, "interrupted.example.test")
-    save_order, order_write = AcmeRepository.save_order, AcmeRepository.order_write
 
     async def stops_before_valid(self: AcmeRepository, order: Any, now: dt.datetime) -> Any:
         if order.status is OrderStatus.VALID:
             raise RuntimeError("worker stopped")
         return await save_order(self, order, now)
 
-    def moved_meanwhile(self: AcmeRepository, order: Any, now: dt.datetime) -> Any:
-        write = order_write(self, order, now)
-        if order.status is not OrderStatus.VALID:
-            return write
-        return dataclasses.replace(write, expected_version=order.version + 99)
-
     monkeypatch.setattr(AcmeRepository, "save_order", stops_before_valid)
-    monkeypatch.setattr(AcmeRepository, "order_write", moved_meanwhile)
     der = x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
     stopped = await post(acme_c, order.body.finalize, {"csr": jose.b64.b64encode(der).decode()})
     assert stopped.status_code == 500
     monkeypatch.setattr(AcmeRepository, "save_order", save_order)
-    monkeypatch.setattr(AcmeRepository, "order_write", order_write)
     page = await acme.live.services.store.certificates.search(
         CertificateQuery(text="interrupted.example.test")
     )

@@ -142,7 +142,7 @@ async def test_an_inactive_ca_refuses_only_its_items(tmp_path: Path) -> None:
             ),
             return_exceptions=True,
         )
-        assert results[0] is True and isinstance(results[1], InvalidState)
+        assert results[0] is None and isinstance(results[1], InvalidState)
         assert await store.certificates.get("a") is not None
         assert await store.certificates.get("b") is None
         assert [e.serial for e in await store.audit.entries()] == ["a"]
@@ -167,7 +167,7 @@ async def test_a_failing_item_fails_alone(tmp_path: Path, serial: str) -> None:
             ),
             return_exceptions=True,
         )
-        assert isinstance(results[0], Conflict) and results[1] is True
+        assert isinstance(results[0], Conflict) and results[1] is None
         assert [e.serial for e in await store.audit.entries()] == [serial, "other"]
         assert await store.audit.verify() == []
     finally:
