@@ -40,3 +40,40 @@ async def test_file_databases_get_a_gate_and_memory_ones_do_not(tmp_path: Path) 
     finally:
         await on_file.close()
         await in_memory.close()
+
+
+async def test_another_worker_may_write_as_soon_as_the_commit_returns(tmp_path: Path) -> None:
+    """The writer thread lets go of the lock file right after COMMIT, before this
+    process's event loop resumes the writer: another worker's gate is free by then."""
+    import fcntl
+    import os
+    import threading
+
+    db = Database.open(f"sqlite+aiosqlite:///{tmp_path}/ceg.db")
+    seen: dict[str, object] = {}
+
+    def other_worker_tries() -> None:  # on the writer thread, just after COMMIT
+        fd = os.open(tmp_path / "ceg.db-writelock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
+            seen["free"] = True
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        seen["thread"] = threading.current_thread().name
+
+    gate = db._gate
+    assert gate is not None
+    let_go = gate.let_go_of_file
+
+    def let_go_then_look() -> None:
+        let_go()
+        other_worker_tries()
+
+    gate.let_go_of_file = let_go_then_look  # type: ignore[method-assign]
+    try:
+        await db.direct_write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+        assert seen == {"free": True, "thread": seen["thread"]}
+        assert str(seen["thread"]).startswith("ceg-state-write")
+    finally:
+        await db.close()
