@@ -39,6 +39,7 @@ bench: venv system-deps
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy ca_core protocols gateway tests/support
 
 clean:
 	rm -rf $(VENV) .pytest_cache

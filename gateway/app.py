@@ -110,7 +110,8 @@ def services_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         services = await open_gateway_services(config, run_migrations=run_migrations)
         app[SERVICES] = services
-        app[BINDINGS] = BindingRegistry(services, app[FRONTENDS])
+        frontends = app[FRONTENDS]
+        app[BINDINGS] = BindingRegistry(services, frontends)
         try:
             yield
         finally:

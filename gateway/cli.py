@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ca_core.store import CertificateQuery
 from ca_core.x509.names import parse_dn, parse_san
 from gateway.config import Config, ConfigError, default_data_dir, load_config
 
-Command = Callable[[argparse.Namespace], Awaitable[Any]]
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, Any]]
 _COMMANDS: dict[str, Command] = {}
 
 
@@ -991,7 +991,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "serve":
             return _serve(args)
         configure_logging(None, "WARNING")
-        result = asyncio.run(_COMMANDS[name](args))
+        result: Any = asyncio.run(_COMMANDS[name](args))
         return result if isinstance(result, int) else 0
     except (ConfigError, UsageError) as exc:
         print(f"ceg: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ def setup_logging(level: str, as_json: bool) -> None:
     # No record needs its caller's file and line, thread or process names (neither format
     # shows them): the logging HOWTO's "optimization" settings. Finding the caller walks
     # the stack on every record, a noticeable part of a request's cost.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

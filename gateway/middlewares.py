@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from protocols._shared.web import CLIENT_CERT, REQUEST_ID
 
@@ -16,7 +17,7 @@ log = logging.getLogger("ceg.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def request_context() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def request_context() -> Middleware:
     """The root middleware: give each request an id (honouring a sane X-Request-Id) and
     its client certificate, answer, and write the access log line."""
     # Ids need to be unique, not unpredictable: a random prefix for this process and a
@@ -28,8 +29,11 @@ def request_context() -> Callable[[web.Request, Handler], Awaitable[web.StreamRe
     async def with_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-Id", "")
         sane = 0 < len(incoming) <= 64 and incoming.isprintable()
-        request_id = request[REQUEST_ID] = incoming if sane else f"{prefix}{next(counter):016x}"
-        request[CLIENT_CERT] = _peer_certificate(request)
+        request_id = incoming if sane else f"{prefix}{next(counter):016x}"
+        request[REQUEST_ID] = request_id
+        # CLIENT_CERT's value type (bytes | None) is not a class, so mypy cannot tie it to
+        # the key's type parameter (see its definition in protocols/_shared/web.py).
+        request[CLIENT_CERT] = _peer_certificate(request)  # type: ignore[misc]
         started = time.perf_counter()
         status = 500
         try:

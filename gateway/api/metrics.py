@@ -252,7 +252,7 @@ async def publish_snapshots(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if task is not None:
+        if task is not None and share is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -119,7 +119,7 @@ def cert_request(
         extensions=tuple(exts),
         serial_number=serial_number,
     )
-    controls = ()
+    controls: tuple[InfoItem, ...] = ()
     if old_cert_id is not None:
         issuer_name = codec.directory_name_of(old_cert_id.issuer)
         assert issuer_name is not None
@@ -217,8 +217,8 @@ class Session:
             return prepared.finish(_flip(mac) if tamper else mac)
         cert = x509.load_der_x509_certificate(credential.certificate)
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        algorithm, _ = sign(credential.key, b"")
-        header = replace(header, protection_alg=algorithm, sender_kid=header.sender_kid or ski)
+        signature_algorithm, _ = sign(credential.key, b"")
+        header = replace(header, protection_alg=signature_algorithm, sender_kid=header.sender_kid or ski)
         extra = (
             self.extra_certs if self.extra_certs is not None else (credential.certificate, *credential.chain)
         )

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pkilint import loader
-from pkilint.pkix import certificate, extension, name
-from pkilint.validation import ValidationFindingSeverity
+from pkilint import loader  # type: ignore[import-untyped]
+from pkilint.pkix import certificate, extension, name  # type: ignore[import-untyped]
+from pkilint.validation import ValidationFindingSeverity  # type: ignore[import-untyped]
 
 ACCEPTED: dict[str, str] = {}  # finding code -> why it is accepted
 

@@ -89,7 +89,7 @@ async def ca_properties(request: web.Request) -> web.Response:
     )
 
 
-def _offered_profiles(services: Services, ca_services: tuple[str, ...], kind: CaKind) -> list:  # type: ignore[type-arg]
+def _offered_profiles(services: Services, ca_services: tuple[str, ...], kind: CaKind) -> list:
     if kind is not CaKind.ISSUING:
         return []
     return sorted(
