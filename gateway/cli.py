@@ -26,6 +26,7 @@ from ca_core.model import IssuanceRequest, KeyAlgorithm, RequestedExtension, Req
 from ca_core.services import Services
 from ca_core.store import CertificateQuery
 from ca_core.x509.names import parse_dn, parse_san
+from gateway.api.admin.common import ca_view
 from gateway.config import Config, ConfigError, default_data_dir, load_config
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, Any]]
@@ -160,22 +161,6 @@ async def cmd_db_migrate(args: argparse.Namespace) -> None:
 # --- ca ---------------------------------------------------------------------------------------
 
 
-def _ca_view(ca: Any) -> dict[str, Any]:
-    record = ca.record if hasattr(ca, "record") else ca
-    return {
-        "id": record.id,
-        "kind": record.kind.value,
-        "state": record.state.value,
-        "subject": record.subject,
-        "parent": record.parent_id,
-        "key_algorithm": record.key_algorithm.value if record.key_algorithm else None,
-        "not_before": record.not_before,
-        "not_after": record.not_after,
-        "ocsp": record.ocsp_enabled,
-        "services": list(record.services),
-    }
-
-
 def _services_arg(text: str | None) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
@@ -186,7 +171,7 @@ async def cmd_ca_create_root(args: argparse.Namespace) -> None:
         ca = await s.authority.create_root(
             args.id, args.subject, KeyAlgorithm(args.key_type), args.years, args.ocsp, _actor()
         )
-        return _ca_view(ca)
+        return ca_view(ca)
 
     view = await _with_services(args, run)
     emit(args, view, f"created root CA {view['id']} ({view['subject']}), valid until {view['not_after']}")
@@ -205,7 +190,7 @@ async def cmd_ca_create_issuing(args: argparse.Namespace) -> None:
             args.years,
             _actor(),
         )
-        return _ca_view(ca)
+        return ca_view(ca)
 
     view = await _with_services(args, run)
     emit(
@@ -218,7 +203,7 @@ async def cmd_ca_register_external_root(args: argparse.Namespace) -> None:
     der = _read_cert(Path(args.cert))
 
     async def run(s: Services) -> Any:
-        return _ca_view(await s.authority.register_external_root(args.id, der, _actor()))
+        return ca_view(await s.authority.register_external_root(args.id, der, _actor()))
 
     view = await _with_services(args, run)
     emit(args, view, f"registered external root {view['id']} ({view['subject']})")
@@ -236,7 +221,7 @@ async def cmd_ca_create_external_issuing(args: argparse.Namespace) -> None:
             args.ocsp,
             _actor(),
         )
-        return _ca_view(ca)
+        return ca_view(ca)
 
     view = await _with_services(args, run)
     emit(
@@ -265,7 +250,7 @@ async def cmd_ca_import_cert(args: argparse.Namespace) -> None:
     der = _read_cert(Path(args.cert))
 
     async def run(s: Services) -> Any:
-        return _ca_view(await s.authority.import_certificate(args.id, der, _actor()))
+        return ca_view(await s.authority.import_certificate(args.id, der, _actor()))
 
     view = await _with_services(args, run)
     emit(args, view, f"CA {view['id']} is {view['state']}")
@@ -274,7 +259,7 @@ async def cmd_ca_import_cert(args: argparse.Namespace) -> None:
 @command("ca list")
 async def cmd_ca_list(args: argparse.Namespace) -> None:
     async def run(s: Services) -> Any:
-        return [_ca_view(r) for r in await s.authority.list(include_deleted=args.all)]
+        return [ca_view(r) for r in await s.authority.list(include_deleted=args.all)]
 
     views = await _with_services(args, run)
     lines = [f"{v['id']:<20} {v['kind']:<14} {v['state']:<12} {v['subject']}" for v in views]
@@ -284,13 +269,7 @@ async def cmd_ca_list(args: argparse.Namespace) -> None:
 @command("ca show")
 async def cmd_ca_show(args: argparse.Namespace) -> None:
     async def run(s: Services) -> Any:
-        ca = await s.authority.get(args.id, fresh=True)
-        view = _ca_view(ca)
-        if ca.record.certificate:
-            view["certificate_pem"] = (
-                x509.load_der_x509_certificate(ca.der).public_bytes(serialization.Encoding.PEM).decode()
-            )
-        return view
+        return ca_view(await s.authority.get(args.id, fresh=True), with_pem=True)
 
     view = await _with_services(args, run)
     emit(args, view, "\n".join(f"{k}: {v}" for k, v in view.items() if k != "certificate_pem"))
@@ -309,8 +288,8 @@ async def cmd_ca_delete(args: argparse.Namespace) -> None:
 async def cmd_ca_services(args: argparse.Namespace) -> None:
     async def run(s: Services) -> Any:
         if args.set is not None:
-            return _ca_view(await s.authority.set_services(args.id, _services_arg(args.set), _actor()))
-        return _ca_view(await s.authority.get(args.id, fresh=True))
+            return ca_view(await s.authority.set_services(args.id, _services_arg(args.set), _actor()))
+        return ca_view(await s.authority.get(args.id, fresh=True))
 
     view = await _with_services(args, run)
     emit(args, view["services"], ", ".join(view["services"]) or "(none)")

@@ -80,6 +80,8 @@ def test_ca_lifecycle(data_dir: Path) -> None:
     assert {c["id"] for c in listed} >= {"cli-root", "cli-issuing"}  # type: ignore[union-attr]
     shown = ceg_json(data_dir, "ca", "show", "cli-issuing")
     assert isinstance(shown, dict) and "BEGIN CERTIFICATE" in shown["certificate_pem"]
+    # The same view as the REST API's, dates included (RFC 3339, UTC as Z).
+    assert shown["not_after"].endswith("Z") and "T" in shown["not_after"]
     assert ceg_json(data_dir, "ca", "services", "cli-issuing", "--set", "privatessl,est,scep") == [
         "privatessl",
         "est",
