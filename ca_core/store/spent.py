@@ -30,7 +30,7 @@ from typing import Protocol
 
 from ca_core.errors import Conflict
 from ca_core.store.state import StateStore, StateWrite
-from ca_core.store.state_sqlite import MMAP_BYTES, is_busy
+from ca_core.store.state_sqlite import connect, is_busy
 
 NS_SPENT = "spent-token"
 # Keyed by expiry first: new tokens go to the right edge of the tree (the pages on its
@@ -91,23 +91,15 @@ class SqliteSpentTokens:
         self._local = threading.local()
         self._waiter = ThreadPoolExecutor(1, thread_name_prefix="ceg-spent")
         self._closed = False
-        setup = self._connect(busy_timeout_ms=30000)
+        setup = connect(path, busy_timeout_ms=30000, synchronous="NORMAL")
         for statement in _SCHEMA:
             setup.execute(statement)
         setup.close()
 
-    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        return conn
-
     def _conn(self, busy_timeout_ms: int) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect(busy_timeout_ms)
+            conn = self._local.conn = connect(self._path, busy_timeout_ms, synchronous="NORMAL")
         return conn
 
     async def spend(self, token: str, now: dt.datetime, expires: dt.datetime) -> bool:
