@@ -418,8 +418,8 @@ def report_runs(report: Report, runs: dict[str, dict[int, Figures]]) -> None:
         report.add(
             "acme",
             f"{name} server CPU ms/order",
-            f"{best.cpu_ms:.1f}",
-            f"{best.sys_ms:.1f} in the kernel" + ("; all worker processes" if is_ceg else ""),
+            f"{best.cpu_ms:.2f}",
+            f"{best.sys_ms:.2f} in the kernel" + ("; all worker processes" if is_ceg else ""),
         )
         report.add(
             "acme",

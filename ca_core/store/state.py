@@ -72,7 +72,8 @@ class StateStore:
         return await self._batcher.commit(writes, now)
 
     async def get_batched(self, namespace: str, key: str) -> StateDocument | None:
-        """`get`, answered together with the other gets waiting at the same moment."""
+        """`get` for hot paths: on PostgreSQL answered together with the other gets
+        waiting at the same moment, on a SQLite file at once (state_batch.py)."""
         row = await self._batcher.get(namespace, key)
         return _doc(row) if row is not None else None
 

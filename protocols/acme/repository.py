@@ -22,7 +22,6 @@ they are kept where writing them is cheapest.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -55,9 +54,9 @@ def reuse_lookup(account: str, identifier: Identifier, wildcard: bool) -> str:
 
 
 class AcmeRepository:
-    """Reads go through the store's group fetch and writes through its group commit
-    (ca_core/store/state_batch.py): under load, many requests share one query and one
-    transaction, which is what keeps SQLite's single writer from being the limit."""
+    """Reads go through the store's hot-path get and writes through its group commit
+    (ca_core/store/state_batch.py): under load, many requests share one transaction,
+    which is what keeps SQLite's single writer from being the limit."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -148,7 +147,7 @@ class AcmeRepository:
         return Authorization.from_doc(doc.key, doc.document, doc.version) if doc else None
 
     async def authzs(self, authz_ids: Sequence[str]) -> list[Authorization]:
-        found = await asyncio.gather(*(self.authz(a) for a in authz_ids))
+        found = [await self.authz(a) for a in authz_ids]
         return [a for a in found if a is not None]
 
     async def valid_authzs_for(
