@@ -213,15 +213,18 @@ class Database:
         this process and the other workers'); a no-op on PostgreSQL."""
         return self._gate.hold() if self._gate is not None else contextlib.nullcontext()
 
-    async def direct_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def direct_write(self, fn: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
         """`fn` in a write transaction on the direct sqlite3 path (SqliteDirect.write),
-        holding the write gate, whose file lock is let go as soon as COMMIT returns."""
+        holding the write gate, whose file lock is let go as soon as COMMIT returns.
+        `durable=False`: see SqliteDirect.write."""
         direct = self._direct
         if direct is None:
             raise RuntimeError("direct writes need a SQLite file database")
         gate = self._gate
         async with self.write_gate():
-            return await direct.write(fn, committed=gate.let_go_of_file if gate is not None else None)
+            return await direct.write(
+                fn, committed=gate.let_go_of_file if gate is not None else None, durable=durable
+            )
 
     @property
     def engine(self) -> AsyncEngine:

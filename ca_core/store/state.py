@@ -65,11 +65,20 @@ class StateStore:
     def close(self) -> None:
         self._batcher.close()
 
-    async def commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
+    async def commit(
+        self, writes: list[StateWrite], now: dt.datetime, durable: bool = True
+    ) -> list[int | None]:
         """Creates, compare-and-set puts and deletes, atomically, group-committed with
         other callers' writes (see state_batch.py); Conflict as `create`/`put` raise it.
-        Returns each write's new version (None for a delete)."""
-        return await self._batcher.commit(writes, now)
+        Returns each write's new version (None for a delete).
+
+        `durable=False` is for progress a client can redo (an ACME order moving on): the
+        commit does not wait for the disk (SQLite synchronous=NORMAL, PostgreSQL
+        synchronous_commit off). A crash of the process loses nothing; a power loss can
+        lose what was committed so since the last durable commit. Never for anything
+        whose loss would be silent or harmful: certificates, accounts, credentials,
+        decisions a client or operator made."""
+        return await self._batcher.commit(writes, now, durable)
 
     async def get_batched(self, namespace: str, key: str) -> StateDocument | None:
         """`get` for hot paths: on PostgreSQL answered together with the other gets

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, text, update
 
 from ca_core.errors import Conflict
 from ca_core.store import tables as t
@@ -61,6 +61,7 @@ class _Item:
     writes: Sequence[StateWrite]
     now: dt.datetime
     future: asyncio.Future[list[int | None]]
+    durable: bool
 
 
 # Per key, within a batch: the version (None: absent) and the row to end with.
@@ -81,10 +82,13 @@ class StateBatcher:
 
     # --- writes -------------------------------------------------------------------------------
 
-    async def commit(self, writes: Sequence[StateWrite], now: dt.datetime) -> list[int | None]:
-        """Apply `writes` atomically; returns each write's new version (None for deletes)."""
+    async def commit(
+        self, writes: Sequence[StateWrite], now: dt.datetime, durable: bool = True
+    ) -> list[int | None]:
+        """Apply `writes` atomically; returns each write's new version (None for deletes).
+        A batch is committed durably if any of its callers asked for it."""
         future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
-        self._writes.append(_Item(writes, now, future))
+        self._writes.append(_Item(writes, now, future, durable))
         if self._write_task is None or self._write_task.done():
             self._write_task = asyncio.create_task(self._flush_writes())
         return await future
@@ -109,9 +113,13 @@ class StateBatcher:
 
     async def _commit(self, batch: list[_Item]) -> list[list[int | None] | BaseException]:
         keys = list({(w.namespace, w.key) for item in batch for w in item.writes})
+        durable = any(item.durable for item in batch)
         if self._direct is not None:
-            return await self._db.direct_write(lambda conn: _commit_sqlite(conn, batch, keys))
+            return await self._db.direct_write(lambda conn: _commit_sqlite(conn, batch, keys), durable)
         async with self._db.transaction() as tx:
+            if tx.is_postgres and not durable:
+                # PostgreSQL's own form of a commit that does not wait for the disk.
+                await tx.conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
             query = select(_T.c.namespace, _T.c.key, _T.c.version).where(_key_filter(keys))
             if tx.is_postgres:
                 query = query.with_for_update()

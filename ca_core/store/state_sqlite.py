@@ -73,6 +73,12 @@ def stored_json(value: Any) -> str:
     return json.dumps(value)
 
 
+# SQLite's default: a commit that leaves more pages than this in the log checkpoints.
+AUTOCHECKPOINT_PAGES = 1000
+# Light commits (durable=False) in a row before one is made durable, which syncs the log
+# and checkpoints it: the log stays bounded when nothing else writes durably.
+LIGHT_COMMITS_PER_SYNC = 256
+
 # Bytes of the database file mapped into memory by each direct connection (SQLite
 # maps what exists, up to this; the pages are the OS page cache's, shared).
 MMAP_BYTES = 1 << 30
@@ -107,6 +113,8 @@ class SqliteDirect:
         self._loop_writer: sqlite3.Connection | None = None
         self._committing: asyncio.Future[None] | None = None
         self._closed = False
+        self._durable = True  # what the loop writer's connection is set to
+        self._light_commits = 0  # in a row, since the last durable commit
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -143,7 +151,10 @@ class SqliteDirect:
         return conn
 
     async def write(
-        self, fn: Callable[[sqlite3.Connection], T], committed: Callable[[], None] | None = None
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        committed: Callable[[], None] | None = None,
+        durable: bool = True,
     ) -> T:
         """Run `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises).
 
@@ -154,7 +165,13 @@ class SqliteDirect:
         and syncs it, goes to the writer thread. Each statement step releases the GIL,
         and a writer thread stepping through a batch would trade it with the event loop
         at every row. Should the lock be taken after all (a process that does not use
-        the gate), the whole transaction runs in the writer thread, which may wait."""
+        the gate), the whole transaction runs in the writer thread, which may wait.
+
+        `durable=False` commits with synchronous=NORMAL, on the calling thread: the log
+        is appended to but not synced, so the commit survives a crash of the process and
+        not a power loss until the next durable commit (or checkpoint) syncs the log. It
+        never checkpoints (that syncs the disk); a durable commit does, and after
+        LIGHT_COMMITS_PER_SYNC light ones in a row the next is made durable."""
         loop = asyncio.get_running_loop()
         if self._committing is not None and not self._committing.done():
             # A commit whose caller was cancelled: the connection is not free before it ends.
@@ -162,6 +179,8 @@ class SqliteDirect:
         conn = self._loop_writer
         if conn is None:
             conn = self._loop_writer = connect(self._path, busy_timeout_ms=0)
+        durable = durable or self._light_commits >= LIGHT_COMMITS_PER_SYNC
+        self._set_durability(conn, durable)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -175,6 +194,11 @@ class SqliteDirect:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if not durable:
+            _commit(conn, committed)
+            self._light_commits += 1
+            return result
+        self._light_commits = 0
         committing = self._committing = loop.run_in_executor(self._writer, _commit, conn, committed)
         try:
             await asyncio.shield(committing)
@@ -182,6 +206,13 @@ class SqliteDirect:
             await asyncio.wait({committing})
             raise
         return result
+
+    def _set_durability(self, conn: sqlite3.Connection, durable: bool) -> None:
+        if durable == self._durable:
+            return
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES if durable else 0}")
+        self._durable = durable
 
     def close(self) -> None:
         if self._closed:  # closing twice (a restart in a test, then teardown) is harmless

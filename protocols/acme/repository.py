@@ -65,8 +65,10 @@ class AcmeRepository:
     async def _get(self, namespace: str, key: str) -> StateDocument | None:
         return await self._state.get_batched(namespace, key)
 
-    async def _commit(self, writes: list[StateWrite], now: dt.datetime) -> list[int | None]:
-        return await self._state.commit(writes, now)
+    async def _commit(
+        self, writes: list[StateWrite], now: dt.datetime, durable: bool = True
+    ) -> list[int | None]:
+        return await self._state.commit(writes, now, durable)
 
     # --- nonces ------------------------------------------------------------------------
 
@@ -175,7 +177,7 @@ class AcmeRepository:
                 expires_at=order.expires + KEEP_AFTER_EXPIRY,
             )
         )
-        await self._commit(writes, now)
+        await self._commit(writes, now, durable=False)
         return _versioned(order, 1)
 
     async def save_order(self, order: Order, now: dt.datetime) -> Order:
@@ -187,7 +189,10 @@ class AcmeRepository:
             lookup=f"acct:{order.account}",
             expires_at=max(order.expires, now) + KEEP_AFTER_EXPIRY,
         )
-        [version] = await self._commit([write], now)
+        # An order's progress need not wait for the disk (StateStore.commit): its
+        # certificate is stored durably, and a power loss at worst sends the client back
+        # a step (an order still processing is completed from the stored certificate).
+        [version] = await self._commit([write], now, durable=False)
         return _versioned(order, version or 0)
 
     async def save_authz(self, authz: Authorization, now: dt.datetime) -> Authorization:
@@ -204,7 +209,10 @@ class AcmeRepository:
             lookup=lookup,
             expires_at=authz.expires + KEEP_AFTER_EXPIRY,
         )
-        [version] = await self._commit([write], now)
+        # Validation progress is redone by the client if lost; a deactivation (the
+        # client giving up an authorization) is kept durably.
+        durable = authz.status is AuthzStatus.DEACTIVATED
+        [version] = await self._commit([write], now, durable)
         return _versioned(authz, version or 0)
 
     # --- renewal (RFC 9773) -------------------------------------------------------------------

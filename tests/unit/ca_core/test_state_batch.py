@@ -84,3 +84,30 @@ async def test_many_concurrent_readers_share_fetches(matrix_services: Services) 
     await state.commit([StateWrite("r", str(i), {"i": i}) for i in range(50)], NOW)
     docs = await asyncio.gather(*(state.get_batched("r", str(i % 60)) for i in range(300)))
     assert [d.document["i"] if d else None for d in docs[:60]] == [*range(50), *([None] * 10)]
+
+
+async def test_light_commits_are_read_back_and_a_batch_is_durable_if_any_caller_asks(
+    matrix_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, db = matrix_services.store.state, matrix_services.store.db
+    asked: list[bool] = []
+    if db.direct is not None:
+        direct_write = db.direct_write
+
+        async def recording(fn, durable=True):  # type: ignore[no-untyped-def]
+            asked.append(durable)
+            return await direct_write(fn, durable)
+
+        monkeypatch.setattr(db, "direct_write", recording)
+    # On PostgreSQL the light commit sets synchronous_commit off for its transaction.
+    assert await state.commit([StateWrite("d", "light", {"n": 1})], NOW, durable=False) == [1]
+    outcomes = await asyncio.gather(
+        state.commit([StateWrite("d", "a", {"n": 2})], NOW, durable=False),
+        state.commit([StateWrite("d", "b", {"n": 3})], NOW),
+    )
+    assert outcomes == [[1], [1]]
+    for key, n in (("light", 1), ("a", 2), ("b", 3)):
+        doc = await state.get_batched("d", key)
+        assert doc is not None and doc.document == {"n": n}
+    if db.direct is not None:
+        assert asked == [False, True], "the mixed batch must be committed durably"
