@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ca_core.approvals import ApprovalService
 from ca_core.authority import Authority
-from ca_core.clock import Clock, RandomBytes, SystemClock, system_random
+from ca_core.clock import Clock, RandomBytes, SystemClock, SystemRandomBytes
 from ca_core.credentials import CredentialService
 from ca_core.issuance import IssuanceService, RateLimits
 from ca_core.keys import KeyStore
@@ -68,7 +68,7 @@ async def open_services(
         await migrate(database_url)
     store = Store.open(database_url)
     clock = clock or SystemClock()
-    random_bytes = random_bytes or system_random
+    random_bytes = random_bytes or SystemRandomBytes()
     catalogue = catalogue or load_catalogue()
     urls = PublicationUrls(public_base_url)
     executor = ThreadPoolExecutor(max_workers=executor_threads, thread_name_prefix="ceg-sign")

@@ -7,7 +7,6 @@ validation tasks so they are cancelled when the app stops.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ class AcmeContext:
         self._nonce_key: bytes | None = None
         self._nonce_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._keys: dict[str, tuple[PublicKey, str]] = {}
+        self._keys: dict[tuple[tuple[str, Any], ...], tuple[PublicKey, str]] = {}
         self._repository: AcmeRepository | None = None
         self._settings: tuple[Binding, AcmeSettings] | None = None
 
@@ -62,8 +61,13 @@ class AcmeContext:
     def account_key(self, jwk: dict[str, Any]) -> tuple[PublicKey, str]:
         """The public key and thumbprint of a JWK, parsed once per distinct key: keys are
         immutable values, so caching them cannot go stale."""
-        raw = json.dumps(canonical_jwk(jwk), sort_keys=True)
-        hit = self._keys.get(raw)
+        # The required members in their fixed order: one spelling per key, and cheaper to
+        # build than the JSON text it replaced. A member that is not a string (no valid
+        # key has one) is not cached; public_key_of refuses it.
+        members = canonical_jwk(jwk)
+        raw = tuple(members.items())
+        cacheable = all(isinstance(value, str) for value in members.values())
+        hit = self._keys.get(raw) if cacheable else None
         if hit is None:
             key = public_key_of(jwk)
             # The thumbprint of the re-encoded key: one key, one identity, however the
@@ -71,7 +75,8 @@ class AcmeContext:
             hit = (key, thumbprint(jwk_of(key)))
             if len(self._keys) >= _KEY_CACHE_SIZE:
                 self._keys.clear()
-            self._keys[raw] = hit
+            if cacheable:
+                self._keys[raw] = hit
         return hit
 
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
