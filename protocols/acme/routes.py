@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from cryptography import x509
@@ -404,17 +404,26 @@ async def replaced_serial(env: Env, owner: Account, cert_id: str, identifiers: t
     return record.serial
 
 
-async def verify_for_order(env: Env) -> tuple[SignedRequest, Account, Order]:
-    """The verified request and the order its URL names, which must be the account's.
-    One read after the other: on SQLite each is answered at once, and running them side
-    by side cost two tasks per request; on PostgreSQL this is a fetch more per request
-    (each still shared with other requests' reads)."""
+_Owned = TypeVar("_Owned", Order, Authorization)
+
+
+async def verified_and_owned(
+    env: Env, read: Callable[[str], Awaitable[_Owned | None]], part: str, what: str
+) -> tuple[SignedRequest, Account, _Owned]:
+    """The verified request and the resource its URL part names, which must be the
+    account's and this CA's (else not found). One read after the other: on SQLite each
+    is answered at once, and running them side by side cost two tasks per request; on
+    PostgreSQL this is a fetch more per request (each still shared with other requests')."""
     signed = await env.verify()
-    found = await env.repo.order(env.request.match_info["order"])
+    found = await read(env.request.match_info[part])
     owner = signed.require_account()
     if found is None or found.ca != env.binding.ca or found.account != owner.id:
-        raise not_found("order")
+        raise not_found(what)
     return signed, owner, found
+
+
+async def verify_for_order(env: Env) -> tuple[SignedRequest, Account, Order]:
+    return await verified_and_owned(env, env.repo.order, "order", "order")
 
 
 def order_reply(env: Env, order: Order, authzs: list[Authorization]) -> web.Response:
@@ -581,13 +590,7 @@ async def certificate(request: web.Request) -> web.Response:
 
 
 async def verify_for_authz(env: Env) -> tuple[SignedRequest, Account, Authorization]:
-    """As verify_for_order, for the authorization the URL names."""
-    signed = await env.verify()
-    authz = await env.repo.authz(env.request.match_info["authz"])
-    owner = signed.require_account()
-    if authz is None or authz.ca != env.binding.ca or authz.account != owner.id:
-        raise not_found("authorization")
-    return signed, owner, authz
+    return await verified_and_owned(env, env.repo.authz, "authz", "authorization")
 
 
 def authz_headers(env: Env, authz: Authorization) -> dict[str, str]:
