@@ -105,15 +105,35 @@ class _Exchange(asyncio.DatagramProtocol):
             self.answer.set_exception(exc)
 
 
+def connected_udp_socket(server: tuple[str, int]) -> socket.socket:
+    """A UDP socket connected to the server's address (an IP literal: the settings accept
+    nothing else). Given `remote_addr` instead, uvloop resolves even a literal through
+    getaddrinfo on a thread of its pool, a hand-off to a thread and back on every query."""
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(server)  # UDP: sets the peer, sends nothing, never waits
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def query(server: tuple[str, int], name: str, rdtype: int) -> Answer | None:
     """Ask `server` one question over UDP; None when the answer is not usable here (ask
     again another way). The caller bounds the wait (asyncio.timeout)."""
     query_id = secrets.randbelow(0x10000)
     message = build_query(name, rdtype, query_id)
     loop = asyncio.get_running_loop()
-    transport, exchange = await loop.create_datagram_endpoint(
-        lambda: _Exchange(query_id, rdtype), remote_addr=server
-    )
+    sock = connected_udp_socket(server)
+    try:
+        transport, exchange = await loop.create_datagram_endpoint(
+            lambda: _Exchange(query_id, rdtype), sock=sock
+        )
+    except BaseException:
+        sock.close()
+        raise
     try:
         transport.sendto(message)
         return await exchange.answer

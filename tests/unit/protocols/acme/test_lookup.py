@@ -50,3 +50,45 @@ def test_unusable_answers_send_the_caller_elsewhere() -> None:
     lookup.parse_answer(reply(q)[:13], 9, lookup.A)  # cut short: no exception escapes
     nx = lookup.parse_answer(reply(q, rcode=3), 9, lookup.A)
     assert nx is not None and nx.rcode == lookup.NXDOMAIN and nx.records == ()
+
+
+# A fresh interpreter asks a local responder under uvloop, then counts libuv's pool
+# threads: uvloop starts them on first use, so none means no query went through one.
+_ASK_UNDER_UVLOOP = """
+import asyncio, pathlib, socket
+import dns.message, uvloop
+from protocols.acme import lookup
+
+class Responder(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def datagram_received(self, data, addr):
+        request = dns.message.from_wire(data)
+        response = dns.message.make_response(request)
+        response.answer.append(dns.rrset.from_text(request.question[0].name, 60, "IN", "A", "192.0.2.7"))
+        self.transport.sendto(response.to_wire(), addr)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))  # a bound socket, so the responder needs no resolving either
+    server, _ = await loop.create_datagram_endpoint(Responder, sock=sock)
+    port = server.get_extra_info("sockname")[1]
+    answer = await asyncio.wait_for(lookup.query(("127.0.0.1", port), "www.example.test", lookup.A), 5)
+    server.close()
+    names = [p.read_text().strip() for p in pathlib.Path("/proc/self/task").glob("*/comm")]
+    print([lookup.address_text(r) for r in answer.records], sum(n.startswith("libuv") for n in names))
+
+uvloop.run(main())
+"""
+
+
+def test_a_query_under_uvloop_hands_nothing_to_a_thread() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _ASK_UNDER_UVLOOP], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split("]")[0] == "['192.0.2.7'"
+    assert result.stdout.strip().endswith(" 0"), result.stdout
