@@ -59,10 +59,19 @@ class UnitOfWork:
     is_postgres: bool
     _audit: list[AuditEntry] = field(default_factory=list)
     _inserts: dict[str, tuple[Table, list[dict[str, Any]]]] = field(default_factory=dict)
+    _committed: list[Callable[[], None]] = field(default_factory=list)
     written: list[ChainedEntry] = field(default_factory=list)
 
     def audit(self, entry: AuditEntry) -> None:
         self._audit.append(entry)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never if it rolls back)."""
+        self._committed.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._committed:
+            callback()
 
     def insert_later(self, table: Table, row: dict[str, Any]) -> None:
         """Queue an insert; all queued rows of a table go in one executemany at commit."""
@@ -248,10 +257,12 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        async with self.write_gate(), self._writer.begin() as conn:
-            uow = UnitOfWork(conn, self.is_postgres)
-            yield uow
-            await uow.flush()
+        async with self.write_gate():
+            async with self._writer.begin() as conn:
+                uow = UnitOfWork(conn, self.is_postgres)
+                yield uow
+                await uow.flush()
+            uow.committed()
 
     async def insert_batched(
         self,

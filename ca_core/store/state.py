@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ca_core.errors import Conflict
 from ca_core.model import utc
 from ca_core.store import tables as t
+from ca_core.store.changes import ChangeTokens
 from ca_core.store.database import Database, UnitOfWork
 from ca_core.store.state_batch import StateBatcher, StateWrite
 
@@ -61,9 +62,30 @@ class StateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._batcher = StateBatcher(db)
+        path = db.sqlite_file
+        self._changes = ChangeTokens(path + "-changes") if path else None
 
     def close(self) -> None:
         self._batcher.close()
+        if self._changes is not None:
+            self._changes.close()
+
+    def change_token(self, namespace: str) -> int | None:
+        """A value that changes whenever a write to the namespace commits, in any worker
+        of this host (changes.py); None where the store cannot tell (PostgreSQL). Read it
+        before reading the documents a cache keeps under it."""
+        return self._changes.token(namespace) if self._changes is not None else None
+
+    def _changed(self, namespaces: list[str] | None, uow: UnitOfWork | None = None) -> None:
+        """Signal committed writes (all namespaces for None); inside a caller's unit of
+        work, once it commits."""
+        changes = self._changes
+        if changes is None:
+            return
+        if uow is not None:
+            uow.after_commit(lambda: changes.changed(namespaces))
+        else:
+            changes.changed(namespaces)
 
     async def commit(
         self, writes: list[StateWrite], now: dt.datetime, durable: bool = True
@@ -78,7 +100,10 @@ class StateStore:
         lose what was committed so since the last durable commit. Never for anything
         whose loss would be silent or harmful: certificates, accounts, credentials,
         decisions a client or operator made."""
-        return await self._batcher.commit(writes, now, durable)
+        try:
+            return await self._batcher.commit(writes, now, durable)
+        finally:  # after a failure too: a needless change of token only costs a re-read
+            self._changed([w.namespace for w in writes])
 
     async def get_batched(self, namespace: str, key: str) -> StateDocument | None:
         """`get` for hot paths: on PostgreSQL answered together with the other gets
@@ -133,6 +158,7 @@ class StateStore:
             await uow.conn.execute(insert(_T), [row])
         except IntegrityError:
             raise Conflict(f"{namespace}/{key} already exists", namespace=namespace, key=key) from None
+        self._changed([namespace], uow)
         return StateDocument(namespace, key, document, 1, lookup, expires_at, now, now)
 
     async def put(
@@ -165,15 +191,18 @@ class StateStore:
         result = await uow.conn.execute(stmt)
         if result.rowcount != 1:
             raise Conflict(f"{namespace}/{key} changed concurrently", namespace=namespace, key=key)
+        self._changed([namespace], uow)
         return StateDocument(namespace, key, document, expected_version + 1, lookup, expires_at, now, now)
 
     async def delete(self, namespace: str, key: str, uow: UnitOfWork | None = None) -> bool:
         stmt = delete(_T).where(_T.c.namespace == namespace, _T.c.key == key)
         if uow is not None:
             result = await uow.conn.execute(stmt)
+            self._changed([namespace], uow)
         else:
             async with self._db.transaction() as tx:
                 result = await tx.conn.execute(stmt)
+            self._changed([namespace])
         return bool(result.rowcount)
 
     async def purge_expired(self, now: dt.datetime, namespace: str | None = None) -> int:
@@ -182,4 +211,5 @@ class StateStore:
             stmt = stmt.where(_T.c.namespace == namespace)
         async with self._db.transaction() as tx:
             result = await tx.conn.execute(stmt)
+        self._changed([namespace] if namespace is not None else None)
         return int(result.rowcount or 0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -47,6 +48,12 @@ NS_REPLACED = "acme-replaced"
 # How long finished orders and authorizations stay readable after they expire.
 KEEP_AFTER_EXPIRY = dt.timedelta(days=30)
 
+# The longest a worker trusts its copy of an account without a new read. The change
+# token makes a write visible at once; this bounds the one case it misses, a worker
+# killed between committing an account and changing the token.
+ACCOUNT_COPY_SECONDS = 5.0
+_ACCOUNT_COPIES = 10_000  # a bound on memory, not an eviction policy
+
 
 def reuse_lookup(account: str, identifier: Identifier, wildcard: bool) -> str:
     text = f"{account}|{identifier.type}|{identifier.value}|{int(wildcard)}"
@@ -61,6 +68,8 @@ class AcmeRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._state = store.state
+        # Accounts as last read, under the namespace's change token (account()).
+        self._accounts: dict[str, tuple[int, float, Account]] = {}
 
     async def _get(self, namespace: str, key: str) -> StateDocument | None:
         return await self._state.get_batched(namespace, key)
@@ -98,8 +107,22 @@ class AcmeRepository:
     # --- accounts --------------------------------------------------------------------------
 
     async def account(self, account_id: str) -> Account | None:
+        """Every request signed with a kid reads its account: a worker keeps the copy it
+        read while the store's change token for accounts stays the same (a write in any
+        worker of the host changes it; ca_core/store/changes.py), and for at most
+        ACCOUNT_COPY_SECONDS. Where the store gives no token (PostgreSQL), always read."""
+        token = self._state.change_token(NS_ACCOUNT)
+        if token is not None:
+            copy = self._accounts.get(account_id)
+            if copy is not None and copy[0] == token and time.monotonic() < copy[1]:
+                return copy[2]
         doc = await self._get(NS_ACCOUNT, account_id)
-        return Account.from_doc(doc.key, doc.document, doc.version) if doc else None
+        account = Account.from_doc(doc.key, doc.document, doc.version) if doc else None
+        if token is not None and account is not None:
+            if len(self._accounts) >= _ACCOUNT_COPIES:
+                self._accounts.clear()
+            self._accounts[account_id] = (token, time.monotonic() + ACCOUNT_COPY_SECONDS, account)
+        return account
 
     async def account_by_key(self, ca: str, thumbprint: str) -> Account | None:
         index = await self._get(NS_ACCOUNT_KEY, f"{ca}:{thumbprint}")
