@@ -3,6 +3,8 @@ to a namespace changes its token, in every worker of the host; nothing else does
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ from ca_core.services import Services
 from ca_core.store import Store
 from ca_core.store.changes import SLOTS, ChangeTokens
 from ca_core.store.state import StateWrite
-from tests.unit.protocols.acme.test_core import NOW
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
 
 def test_a_change_is_seen_through_another_mapping_of_the_file(tmp_path: Path) -> None:
@@ -68,7 +71,7 @@ async def test_a_unit_of_work_changes_the_token_when_it_commits_not_before(servi
     assert (await state.get("scep-tx", "t")).document == {"v": 1}  # type: ignore[union-attr]
 
 
-async def test_two_stores_on_one_file_share_tokens(services: Services, tmp_path: Path) -> None:
+async def test_two_stores_on_one_file_share_tokens(services: Services) -> None:
     other = Store.open(services.store.db.url)
     try:
         seen = other.state.change_token("acme-account")
@@ -79,8 +82,6 @@ async def test_two_stores_on_one_file_share_tokens(services: Services, tmp_path:
 
 
 def _slot(namespace: str) -> int:
-    import zlib
-
     return zlib.crc32(namespace.encode()) % SLOTS
 
 
