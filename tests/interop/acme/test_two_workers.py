@@ -1,7 +1,8 @@
 """Two gateway workers on one database serve one ACME client whose requests alternate
 between them (a proxy in front sends request n to worker n % 2). Nonces minted by one
 worker are spent on the other, an order created on one is finalized on the other, and a
-validation started on one is polled on the other: all ACME state is in the store."""
+validation started on one is polled on the other: all ACME state is in the store. An
+account deactivated through one is refused at once by the other, which kept a copy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
+from acme import messages
 from aiohttp import web
 
 from ca_core.keys.file import FileKeyStore
@@ -98,6 +101,15 @@ async def test_two_workers_on_one_database_serve_one_client(
             _, csr = cert_key_and_csr([f"worker{n}.example.test"])
             order = await in_thread(issue, client, csr, lambda c, o: http01_answers(c, o, responder))
             assert "BEGIN CERTIFICATE" in order.fullchain_pem
+        # Both workers have read (and keep) this account by now. Deactivated through one,
+        # it is refused by both: the next two requests go one to each.
+        regr = await in_thread(client.deactivate_registration, client.net.account)
+        assert regr.body.status == "deactivated"
+        for n in range(2):
+            _, csr = cert_key_and_csr([f"after{n}.example.test"])
+            with pytest.raises(messages.Error) as refused:
+                await in_thread(client.new_order, csr)
+            assert refused.value.typ == "urn:ietf:params:acme:error:unauthorized"
     finally:
         await responder.stop()
         await proxy.cleanup()
