@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca_core.model import CertStatus, RevocationReason
 from ca_core.store import CertificateQuery
-from ca_core.store.spent import SqliteSpentTokens
+from ca_core.store.spent import SharedSpentTokens
 from tests.interop.acme.support import (
     AcmeSetup,
     Http01Responder,
@@ -292,7 +292,7 @@ async def test_nonces_minted_before_a_restart_are_badNonce_and_a_retry_succeeds(
     # after a crash refuses every nonce minted before it: none whose use was lost can be
     # replayed. Here the running store gets the floor a restart a second from now gives.
     spent = acme.live.services.store.spent
-    assert isinstance(spent, SqliteSpentTokens) and spent.floor is not None
+    assert isinstance(spent, SharedSpentTokens) and spent.floor is not None
     acme_c = await in_thread(acme_client, acme)
     url = acme_c.net.account["uri"]
     before = jose.b64.b64decode(await in_thread(fresh_nonce, acme_c))
