@@ -121,7 +121,11 @@ async def test_front_end_jobs_and_state_purge_run_on_the_leader(
     assert "cmp:cmp-revoke-unconfirmed" in names and "state-purge" in names and "spent-token-purge" in names
     results = await scheduler.run_once()
     assert results["state-purge"] == 1 and results["cmp:cmp-revoke-unconfirmed"] == 0
-    assert results["spent-token-purge"] == 1
+    # On a SQLite file spent tokens are in the shared table, which reuses expired entries
+    # instead of purging them (spent_table.py); the job is for the state documents of
+    # PostgreSQL (test_spent.py). Either way the expired token is forgotten.
+    assert results["spent-token-purge"] == 0
+    assert await services.store.spent.spend("used-nonce", now, now - dt.timedelta(seconds=1)) is True
     assert await services.store.state.get("test-ns", "gone") is None
 
 
