@@ -25,6 +25,8 @@ import struct
 import zlib
 from collections.abc import Iterable
 
+from ca_core.clock import SystemRandomBytes
+
 SLOTS = 64
 _SLOT = struct.Struct("<Q")
 _SIZE = SLOTS * _SLOT.size
@@ -40,6 +42,7 @@ class ChangeTokens:
         finally:
             os.close(fd)
         self._offsets: dict[str, int] = {}
+        self._random = SystemRandomBytes()  # a block from the kernel, not a call per value
 
     def token(self, namespace: str) -> int:
         """The namespace's current token (shared with other namespaces in its slot)."""
@@ -55,7 +58,7 @@ class ChangeTokens:
         else:
             offsets = {self._offset(n) for n in namespaces}
         for offset in offsets:
-            _SLOT.pack_into(self._map, offset, int.from_bytes(os.urandom(_SLOT.size), "little"))
+            _SLOT.pack_into(self._map, offset, int.from_bytes(self._random(_SLOT.size), "little"))
 
     def close(self) -> None:
         if self._map is not None:
