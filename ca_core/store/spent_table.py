@@ -30,9 +30,11 @@ import os
 import struct
 
 BUCKETS = 1 << 17
-_BUCKET = struct.Struct("<8Q8II")  # fingerprints, expiries (Unix seconds), floor
-_STRIDE = 128
 _ENTRIES = 8
+_BUCKET = struct.Struct(f"<{_ENTRIES}Q{_ENTRIES}II")  # fingerprints, expiries (Unix s), floor
+_EXPIRIES = 8 * _ENTRIES  # offsets in a bucket
+_FLOOR = _EXPIRIES + 4 * _ENTRIES
+_STRIDE = 128
 
 
 class Locked(Exception):
@@ -87,9 +89,9 @@ class SpentTable:
                 free = i
         if free < 0:  # all live: forget the first to expire, refuse its like from now on
             free = first_to_expire
-            struct.pack_into("<I", self._map, offset + 96, slots[_ENTRIES + free])
+            struct.pack_into("<I", self._map, offset + _FLOOR, slots[_ENTRIES + free])
         struct.pack_into("<Q", self._map, offset + 8 * free, fingerprint)
-        struct.pack_into("<I", self._map, offset + 64 + 4 * free, expires)
+        struct.pack_into("<I", self._map, offset + _EXPIRIES + 4 * free, expires)
         return True
 
     def close(self) -> None:
