@@ -36,9 +36,7 @@ class ChangeTokens:
     def __init__(self, path: str) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)  # new pages read as zeros: token 0 for every slot
-            self._map: mmap.mmap | None = mmap.mmap(fd, _SIZE)
+            self._map: mmap.mmap | None = map_shared(fd, _SIZE)  # new: token 0 in every slot
         finally:
             os.close(fd)
         self._offsets: dict[str, int] = {}
@@ -70,3 +68,11 @@ class ChangeTokens:
         if offset is None:
             offset = self._offsets[namespace] = (zlib.crc32(namespace.encode()) % SLOTS) * _SLOT.size
         return offset
+
+
+def map_shared(fd: int, size: int) -> mmap.mmap:
+    """Map `size` bytes of the file, growing it first (new pages read as zeros). Never
+    shrinks it: another worker may have it mapped, and would fault past the new end."""
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
+    return mmap.mmap(fd, size)

@@ -25,9 +25,10 @@ import errno
 import fcntl
 import hashlib
 import math
-import mmap
 import os
 import struct
+
+from ca_core.store.changes import map_shared
 
 BUCKETS = 1 << 17
 _ENTRIES = 8
@@ -48,9 +49,7 @@ class SpentTable:
         size = buckets * _STRIDE
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(self._fd).st_size < size:
-                os.ftruncate(self._fd, size)  # never shrinks: another worker may map it
-            self._map = mmap.mmap(self._fd, size)
+            self._map = map_shared(self._fd, size)
         except BaseException:
             os.close(self._fd)
             raise

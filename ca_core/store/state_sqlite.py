@@ -84,11 +84,10 @@ LIGHT_COMMITS_PER_SYNC = 256
 MMAP_BYTES = 1 << 30
 
 
-def connect(path: str, busy_timeout_ms: int = 30000, synchronous: str = "FULL") -> sqlite3.Connection:
-    """FULL (the default): a committed certificate survives power loss."""
+def connect(path: str, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA synchronous=FULL")  # a committed certificate survives power loss
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return conn
