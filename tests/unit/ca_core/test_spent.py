@@ -191,14 +191,13 @@ async def test_reopening_keeps_what_was_spent(tmp_path: Path, reopen: bool) -> N
         spent.close()
 
 
-# Spends the same tokens as its twin, from the same instant; prints the ones it won.
+# Spends the same tokens as its twin once both are ready; prints the ones it won.
 _RACE = """
-import sys, time
+import sys
 from ca_core.store.spent_table import SpentTable
-table = SpentTable(sys.argv[1], buckets=16384)
-start = float(sys.argv[3])
-while time.time() < start:
-    pass
+table = SpentTable(sys.argv[1], buckets=65536)
+print("ready", flush=True)
+sys.stdin.readline()
 print(" ".join(str(i) for i in range(int(sys.argv[2])) if table.spend(f"t{i}", 0, 10**9, wait=True)))
 """
 
@@ -206,16 +205,24 @@ print(" ".join(str(i) for i in range(int(sys.argv[2])) if table.spend(f"t{i}", 0
 def test_two_processes_racing_on_the_same_tokens_never_both_win_one(tmp_path: Path) -> None:
     """The bucket lock makes a spend atomic across processes: of two processes spending
     the same tokens at the same moment, at most one wins each (both, without the lock)."""
-    import time
-
-    path, tokens = str(tmp_path / "race"), 20000
-    start = str(time.time() + 1.0)
+    path, tokens = str(tmp_path / "race"), 80000
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACE, path, str(tokens), start], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _RACE, path, str(tokens)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
+    # Both started and mapped the table before either spends: a slow start (a loaded
+    # machine) cannot let one finish before the other begins.
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
     first, second = ({int(i) for i in r.communicate(timeout=60)[0].split()} for r in racers)
     assert not first & second
     assert first and second  # they did race
