@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -191,33 +192,44 @@ async def test_reopening_keeps_what_was_spent(tmp_path: Path, reopen: bool) -> N
         spent.close()
 
 
-# Spends the same tokens as its twin once both are ready; prints the ones it won.
+# Spends the same tokens as its twin, in the same order, in blocks: before each block it
+# waits until the twin has finished the one before, so the two stay in step (a lead
+# kept from the start would let one find every token already spent and race on none).
 _RACE = """
-import sys
+import mmap, os, struct, sys
 from ca_core.store.spent_table import SpentTable
-table = SpentTable(sys.argv[1], buckets=65536)
+table = SpentTable(sys.argv[1], buckets=16384)
+me, tokens, block = int(sys.argv[3]), int(sys.argv[2]), 100
+fd = os.open(sys.argv[4], os.O_RDWR)
+steps = mmap.mmap(fd, 16)
 print("ready", flush=True)
 sys.stdin.readline()
-print(" ".join(str(i) for i in range(int(sys.argv[2])) if table.spend(f"t{i}", 0, 10**9, wait=True)))
+won = []
+for start in range(0, tokens, block):
+    while struct.unpack_from("<q", steps, 8 * (1 - me))[0] < start:  # the twin's tokens done
+        pass
+    won += [i for i in range(start, start + block) if table.spend(f"t{i}", 0, 10**9, wait=True)]
+    struct.pack_into("<q", steps, 8 * me, start + block)
+print(" ".join(map(str, won)))
 """
 
 
 def test_two_processes_racing_on_the_same_tokens_never_both_win_one(tmp_path: Path) -> None:
     """The bucket lock makes a spend atomic across processes: of two processes spending
     the same tokens at the same moment, at most one wins each (both, without the lock)."""
-    path, tokens = str(tmp_path / "race"), 80000
+    path, tokens = str(tmp_path / "race"), 20000
+    steps = tmp_path / "steps"
+    steps.write_bytes(struct.pack("<qq", 0, 0))  # tokens each racer has done
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACE, path, str(tokens)],
+            [sys.executable, "-c", _RACE, path, str(tokens), str(me), str(steps)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for me in range(2)
     ]
-    # Both started and mapped the table before either spends: a slow start (a loaded
-    # machine) cannot let one finish before the other begins.
-    for racer in racers:
+    for racer in racers:  # both started and mapped the table before either spends
         assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
     for racer in racers:
         assert racer.stdin is not None
